@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine: `make test` and `make bench`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test bench perf clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/benchmarks
+
+bench: $(STAMP)
+	$(VENV)/bin/bench run quick
+
+perf: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,compare]'
+	$(PY) -m pytest tests/benchmarks --benchmark-enable -p no:randomly
+	$(PY) -m bench.perf.report
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,67 @@
+"""The ``bench`` command: a thin layer over the Python API.
+
+Each stage contributes its sub-commands through an ``add_commands(subparsers)`` function in its own
+``cli`` module (listed in ``STAGE_CLIS``); a sub-command's handler receives the parsed arguments and
+returns an exit code. Errors a user can fix (``ValueError``, ``FileNotFoundError``, ...) are printed
+as one line without a traceback; ``BENCH_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+STAGE_CLIS = (
+    "bench.data.cli",
+    "bench.train",
+    "bench.attribution.cli",
+    "bench.sweep.cli",
+    "bench.report.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark explanation maps (Grad-CAM and rivals) against reference lesion masks.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in STAGE_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a stage not built yet
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from bench import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError, OSError, RuntimeError) as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
