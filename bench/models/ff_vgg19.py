@@ -29,7 +29,9 @@ VGG19_LAYERS = {
 }
 
 # Keras BatchNormalization defaults (momentum 0.99 of the running mean, eps 1e-3) in PyTorch terms.
-BN_KW = {"momentum": 0.01, "eps": 1e-3}
+# With few optimiser steps (the CPU presets) running statistics that move 1% per step are still far
+# from the data when training ends, so the presets raise ``bn_momentum`` to PyTorch's 0.1.
+KERAS_BN_MOMENTUM, KERAS_BN_EPS = 0.01, 1e-3
 
 FF_TAPS = ("block5_conv3", "block4_pool", "block3_pool")  # concatenation order of the fusion
 
@@ -74,10 +76,21 @@ def _load_pretrained(model: nn.Module, path: str) -> None:
 
 
 class _Backbone(nn.Module):
-    """Shared behaviour: cam_layers, freezing, pretrained loading."""
+    """Shared behaviour: cam_layers, weight init, freezing, pretrained loading."""
 
     features: nn.Sequential
     default_cam_layer: str
+
+    def _init_weights(self) -> None:
+        """He (Kaiming) init as torchvision's VGG: a 15-conv stack without BatchNorm does not train
+        from scratch with PyTorch's default init (activations shrink layer by layer)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     @property
     def cam_layers(self) -> dict[str, nn.Module]:
@@ -86,6 +99,7 @@ class _Backbone(nn.Module):
         return {name: self.features[i] for name, i in VGG19_LAYERS.items() if i < n}
 
     def _finish(self, pretrained: str, freeze_backbone: bool) -> None:
+        self._init_weights()
         if pretrained:
             _load_pretrained(self, pretrained)
         if freeze_backbone:
@@ -100,6 +114,7 @@ class FFVGG19(_Backbone):
     block3_pool -> BN -> Dropout(0.5) -> GAP. Head: Linear(head_units) -> ReLU -> BatchNorm1d ->
     Dropout(0.5) -> Linear(num_classes). With ``num_classes=2`` and defaults: 20,878,614 parameters.
 
+    ``bn_momentum`` is PyTorch's (1 - Keras's momentum); the default 0.01 is Keras's 0.99.
     ``taps`` selects a subset of the three taps (tests use a single tap to compare fused and plain
     Grad-CAM); the paper's network uses all three.
     """
@@ -114,6 +129,7 @@ class FFVGG19(_Backbone):
         head_units: int = 2500,
         dropout: float = 0.5,
         taps: tuple[str, ...] = FF_TAPS,
+        bn_momentum: float = KERAS_BN_MOMENTUM,
         pretrained: str = "",
         freeze_backbone: bool = False,
     ) -> None:
@@ -128,8 +144,9 @@ class FFVGG19(_Backbone):
         self.taps = tuple(t for t in FF_TAPS if t in taps)
         self.features = vgg_features(width, end=19)  # cfg entries up to block5_conv3
         c3, c4, c5 = scaled(256, width), scaled(512, width), scaled(512, width)
-        self.bn3, self.drop3 = nn.BatchNorm2d(c3, **BN_KW), nn.Dropout(dropout)
-        self.bn4, self.drop4 = nn.BatchNorm2d(c4, **BN_KW), nn.Dropout(dropout)
+        bn_kw = {"momentum": bn_momentum, "eps": KERAS_BN_EPS}
+        self.bn3, self.drop3 = nn.BatchNorm2d(c3, **bn_kw), nn.Dropout(dropout)
+        self.bn4, self.drop4 = nn.BatchNorm2d(c4, **bn_kw), nn.Dropout(dropout)
         fused = sum({"block5_conv3": c5, "block4_pool": c4, "block3_pool": c3}[t] for t in self.taps)
         if "block3_pool" not in self.taps:
             del self.bn3, self.drop3
@@ -138,7 +155,7 @@ class FFVGG19(_Backbone):
         self.head = nn.Sequential(
             nn.Linear(fused, head_units),
             nn.ReLU(inplace=False),
-            nn.BatchNorm1d(head_units, **BN_KW),
+            nn.BatchNorm1d(head_units, **bn_kw),
             nn.Dropout(dropout),
             nn.Linear(head_units, num_classes),
         )
