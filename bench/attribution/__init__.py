@@ -1,0 +1,19 @@
+"""Attribution methods behind one interface.
+
+``explain(model, images, targets, method, *, layer=None, **options) -> (B, H, W)`` float32 maps at the
+input resolution, not normalised. ``available_methods()`` lists the names; ``METHODS`` (a
+:class:`bench.registry.Registry`) holds each method with its meta: ``family`` (cam / gradient /
+perturbation / baseline), ``uses_layer``, ``cost`` (``{"forward": n, "backward": m}`` model passes per
+image at the default options; :func:`method_cost` for other options), ``options`` (defaults) and
+``stochastic``. Post-processing (channel reduction, ReLU, upsampling) lives in :mod:`.postprocess`.
+
+One module per family: :mod:`.cam`, :mod:`.gradient`, :mod:`.perturbation`, :mod:`.baselines`.
+"""
+
+from __future__ import annotations
+
+from bench.attribution import baselines, cam, gradient, perturbation  # noqa: F401  (register methods)
+from bench.attribution.base import DEFAULT_BATCH, FAMILIES, METHODS, method_cost
+from bench.attribution.core import available_methods, explain
+
+__all__ = ["explain", "available_methods", "method_cost", "METHODS", "FAMILIES", "DEFAULT_BATCH"]
