@@ -1,0 +1,121 @@
+"""The gallery renderer, and ``bench explain`` / ``bench figure`` from a checkpoint and a dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from bench.attribution import explain
+from bench.attribution.cli import pick_per_class
+from bench.attribution.gallery import render_gallery
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_gallery_writes_a_png(tmp_path, images):
+    masks = torch.zeros((3, 32, 32), dtype=torch.bool)
+    masks[0, 8:16, 8:20] = True  # image 1 and 2: no lesion, no outline
+    maps = {"a": torch.rand(3, 32, 32), "b": np.zeros((3, 32, 32), dtype=np.float32)}  # constant map is fine
+    path = render_gallery(images, masks, maps, path=tmp_path / "sub" / "g.png", row_labels=["x", "y", "z"],
+                          title="t")
+    assert path.read_bytes()[:8] == PNG
+    from PIL import Image
+
+    w, h = Image.open(path).size
+    assert w > h  # 4 columns, 3 rows
+
+
+def test_render_gallery_checks_shapes(tmp_path, images):
+    masks = torch.zeros((3, 32, 32), dtype=torch.bool)
+    with pytest.raises(ValueError, match="map 'a'"):
+        render_gallery(images, masks, {"a": torch.rand(3, 16, 16)}, path=tmp_path / "g.png")
+    with pytest.raises(ValueError, match="row labels"):
+        render_gallery(images, masks, {}, path=tmp_path / "g.png", row_labels=["x"])
+
+
+def test_pick_per_class_prefers_images_with_masks():
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    has_mask = np.array([False, False, False, True, True, False])
+    assert pick_per_class(labels, has_mask, 2) == [0, 2, 3, 4]
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI, against bench.train's checkpoint and a stand-in for bench.data.load_dataset
+
+
+@pytest.fixture
+def checkpoint(tmp_path, make_ff):
+    train = pytest.importorskip("bench.train")
+    from bench.config import DataConfig, ModelConfig, RunConfig
+
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    mcfg = ModelConfig(width=0.125, head_units=32, **({"bn_momentum": 0.1} if "bn_momentum" in model_fields else {}))
+    cfg = RunConfig(data=DataConfig(dataset="tiny", image_size=32), model=mcfg)
+    model = train.build_model(cfg, 2)
+    model.load_state_dict(make_ff(seed=11).state_dict())
+    result = SimpleNamespace(model=model.eval(), config=cfg, class_names=["normal", "lesion"], metrics={})
+    return train.save_checkpoint(tmp_path / "model.pt", result), model
+
+
+@pytest.fixture
+def fake_data(monkeypatch, tiny_set):
+    import bench.data
+
+    calls = []
+    tiny_set.has_mask = tiny_set.masks.flatten(1).any(dim=1)
+
+    def load_dataset(key, *, root="", image_size=64, split=None):
+        calls.append((key, root, image_size, split))
+        n = 10
+        return SimpleNamespace(
+            images=tiny_set.images[:n], labels=tiny_set.labels[:n], masks=tiny_set.masks[:n],
+            has_mask=tiny_set.has_mask[:n], ids=tiny_set.ids[:n], class_names=["normal", "lesion"],
+        )
+
+    monkeypatch.setattr(bench.data, "load_dataset", load_dataset, raising=False)
+    return calls
+
+
+def test_bench_explain_writes_maps_per_method(tmp_path, checkpoint, fake_data, tiny_set):
+    from bench.cli import main
+
+    ckpt, model = checkpoint
+    out = tmp_path / "maps"
+    rc = main(["explain", "--checkpoint", str(ckpt), "--methods", "grad_cam,rise,edge", "--out", str(out),
+               "--option", "rise.n_masks=16", "--batch-size", "4", "--device", "cpu"])
+    assert rc == 0
+    assert fake_data == [("tiny", "", 32, "test")]
+    meta = json.loads((out / "explain.json").read_text())
+    assert meta["ids"] == tiny_set.ids[:10] and meta["targets"] == tiny_set.labels[:10].tolist()
+    assert meta["methods"]["rise"]["options"]["n_masks"] == 16
+    assert meta["methods"]["rise"]["cost"] == {"forward": 16, "backward": 0}
+    for m in ("grad_cam", "rise", "edge"):
+        maps = np.load(out / f"{m}.npy")
+        assert maps.shape == (10, 32, 32) and maps.dtype == np.float32
+    want = explain(model, tiny_set.images[:10], tiny_set.labels[:10], "grad_cam").numpy()
+    np.testing.assert_allclose(np.load(out / "grad_cam.npy"), want, atol=1e-6)
+
+
+def test_bench_explain_reports_bad_input_as_one_line(tmp_path, checkpoint, fake_data, capsys):
+    from bench.cli import main
+
+    ckpt, _ = checkpoint
+    assert main(["explain", "--checkpoint", str(ckpt), "--methods", "gradcam", "--out", str(tmp_path)]) == 1
+    assert "unknown attribution method 'gradcam'" in capsys.readouterr().err
+    assert main(["explain", "--checkpoint", str(ckpt), "--target", "7", "--out", str(tmp_path)]) == 1
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_bench_figure_renders_a_gallery(tmp_path, checkpoint, fake_data):
+    from bench.cli import main
+
+    ckpt, _ = checkpoint
+    out = tmp_path / "fig.png"
+    rc = main(["figure", "--checkpoint", str(ckpt), "--methods", "grad_cam,fused_grad_cam,centre",
+               "--per-class", "2", "--out", str(out), "--device", "cpu"])
+    assert rc == 0 and out.read_bytes()[:8] == PNG
