@@ -1,0 +1,39 @@
+"""Datasets: cards, the on-disk format, one loader, converters from public layouts, phantoms.
+
+Public API (see docs/CONTRACTS.md and docs/datasets.md):
+
+- ``load_card(key)`` -> :class:`DatasetCard`; ``list_cards()``; ``canonical_key(key)``
+- ``load_dataset(key, *, root="", image_size=64, split=None)`` -> :class:`ImageSet`
+- ``validate_dataset(key, *, root="")`` -> list of :class:`Problem` (all of them)
+- ``prepare(key, *, raw=None, root="", seed=0, scale=0.2, min_per_class=60, max_per_class=200,
+  confounder="", confounder_p=0.0)`` -> Path; ``is_prepared(key, root="")``
+- ``composite_control(model, imageset, ...)``: does the prediction follow the lesion?
+- ``data_root``, ``dataset_dir``, ``masks_dir``, ``masks_root``
+"""
+
+from bench.data.cards import CardError, DatasetCard, canonical_key, list_cards, load_card
+from bench.data.control import composite_control
+from bench.data.loader import ImageSet, load_dataset, validate_dataset
+from bench.data.manifest import ManifestError, Problem
+from bench.data.paths import data_root, dataset_dir, masks_dir, masks_root
+from bench.data.prepare import is_prepared, prepare
+
+__all__ = [
+    "CardError",
+    "DatasetCard",
+    "ImageSet",
+    "ManifestError",
+    "Problem",
+    "canonical_key",
+    "composite_control",
+    "data_root",
+    "dataset_dir",
+    "is_prepared",
+    "list_cards",
+    "load_card",
+    "load_dataset",
+    "masks_dir",
+    "masks_root",
+    "prepare",
+    "validate_dataset",
+]

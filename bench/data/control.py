@@ -1,0 +1,126 @@
+"""The composite control: does a trained classifier's prediction follow the lesion or the background?
+
+For a pair (A, B) of images of different classes, the composite takes the pixels inside the dilated
+union of both lesion masks from A (the lesion donor) and every other pixel from B (the background
+donor), so B's own lesion is replaced by A's tissue at that place and A's lesion is pasted into B.
+If the class evidence lies only inside the masks, the composite is classified as A's class.
+(Blanking the mask region instead is not a fair control: the hole's size and place can carry the
+class.) A pair where neither image has a mask is skipped (the composite would be B itself).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.device import resolve_device
+
+
+def dilate_masks(masks: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Square (Chebyshev) dilation of bool masks (N, H, W) by ``pixels`` px."""
+    if pixels <= 0:
+        return masks.clone()
+    k = 2 * pixels + 1
+    return F.max_pool2d(masks.float()[:, None], k, stride=1, padding=pixels)[:, 0] > 0
+
+
+def make_composites(imageset, a_idx, b_idx, *, dilate: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Composites (P, 3, H, W) of lesion donors ``a_idx`` into backgrounds ``b_idx``, and the regions (P, H, W)."""
+    a = torch.as_tensor(a_idx, dtype=torch.long)
+    b = torch.as_tensor(b_idx, dtype=torch.long)
+    region = dilate_masks(imageset.masks[a] | imageset.masks[b], dilate)
+    comp = torch.where(region[:, None], imageset.images[a], imageset.images[b])
+    return comp, region
+
+
+@torch.no_grad()
+def _predict(model, images: torch.Tensor, device, batch_size: int) -> torch.Tensor:
+    out = []
+    for i in range(0, len(images), batch_size):
+        out.append(model(images[i:i + batch_size].to(device)).argmax(1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def composite_control(
+    model,
+    imageset,
+    *,
+    dilate: int = 2,
+    n_pairs: int = 200,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """Run the composite control of ``model`` on ``imageset`` (use the test images).
+
+    Pairs: the lesion donor's class is drawn uniformly among the classes present, the donor uniformly
+    within it, the background donor uniformly from a different class (pairs with no mask at all are
+    redrawn). Returns a dict with ``n_pairs``, ``follows_lesion`` (fraction of composites predicted
+    as the lesion donor's class), ``follows_background`` (as the background donor's class),
+    ``other``; the same three restricted to pairs whose two source images are both classified
+    correctly (``*_given_correct``, ``n_pairs_correct``); ``source_accuracy`` (on the source images);
+    ``by_lesion_class`` (class of the lesion donor -> n, follows_lesion, follows_background).
+    A ``ValueError`` if fewer than two classes are present or no image has a mask.
+    ``device``: None = the model's device. The model is put in eval mode.
+    """
+    labels = imageset.labels
+    classes = sorted(set(labels.tolist()))
+    if len(classes) < 2:
+        raise ValueError("composite_control needs images of at least two classes")
+    if not bool(imageset.has_mask.any()):
+        raise ValueError("composite_control needs lesion masks; this image set has none")
+    if device is None:
+        p = next(model.parameters(), None)
+        dev = p.device if p is not None else torch.device("cpu")
+    else:
+        dev = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    model.eval()
+    rng = np.random.default_rng(seed)
+    by_class = {c: np.flatnonzero(labels.numpy() == c) for c in classes}
+    has = imageset.has_mask.numpy()
+    a_idx, b_idx = [], []
+    tries = 0
+    while len(a_idx) < n_pairs and tries < 50 * n_pairs:
+        tries += 1
+        ca = classes[rng.integers(len(classes))]
+        others = [c for c in classes if c != ca]
+        cb = others[rng.integers(len(others))]
+        a, b = rng.choice(by_class[ca]), rng.choice(by_class[cb])
+        if not (has[a] or has[b]):
+            continue
+        a_idx.append(int(a))
+        b_idx.append(int(b))
+    if not a_idx:
+        raise ValueError("no pair of images of different classes has a lesion mask")
+    comp, _ = make_composites(imageset, a_idx, b_idx, dilate=dilate)
+    pred = _predict(model, comp, dev, batch_size)
+    src = sorted(set(a_idx) | set(b_idx))
+    src_pred = dict(zip(src, _predict(model, imageset.images[src], dev, batch_size).tolist()))
+    la, lb = labels[a_idx], labels[b_idx]
+    fl, fb = (pred == la).numpy(), (pred == lb).numpy()
+    ok = np.array([src_pred[a] == int(labels[a]) and src_pred[b] == int(labels[b]) for a, b in zip(a_idx, b_idx)])
+    names = list(imageset.class_names)
+
+    def frac(x, sel=None):
+        x = x if sel is None else x[sel]
+        return float(x.mean()) if len(x) else float("nan")
+
+    per = {}
+    for c in classes:
+        sel = la.numpy() == c
+        per[names[c]] = {"n": int(sel.sum()), "follows_lesion": frac(fl, sel), "follows_background": frac(fb, sel)}
+    return {
+        "n_pairs": len(a_idx),
+        "follows_lesion": frac(fl),
+        "follows_background": frac(fb),
+        "other": frac(~fl & ~fb),
+        "n_pairs_correct": int(ok.sum()),
+        "follows_lesion_given_correct": frac(fl, ok),
+        "follows_background_given_correct": frac(fb, ok),
+        "other_given_correct": frac(~fl & ~fb, ok),
+        "source_accuracy": float(np.mean([src_pred[i] == int(labels[i]) for i in src])),
+        "by_lesion_class": per,
+        "dilate": dilate,
+        "seed": seed,
+    }

@@ -1,0 +1,160 @@
+"""Synthetic phantoms: stand-ins for the seven seed datasets with true lesion masks.
+
+``generate(key, ...)`` writes a phantom in the same on-disk format as a prepared real dataset (PNG
+images + ``manifest.csv`` under the dataset folder, binary 0/255 PNG masks under the masks folder), so
+the real-data code path is the one exercised. Every image is drawn from its own random generator
+(seed, dataset, index): the same options give the same files.
+
+The property that makes them a benchmark: whatever separates the classes is drawn inside the lesion's
+reference mask (see each module's docstring and the ``[phantom]`` section of each card); anatomy,
+position, noise, contrast and artefacts outside the lesion are drawn the same way for every class;
+normal classes carry no lesion and no mask. Lesion position and size are drawn from one distribution
+for every lesion class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.data.phantoms import ct, dermoscopy, microscopy, petct, spect, xray
+from bench.data.phantoms.common import SIZE, Sample, image_rng
+from bench.data.phantoms.cues import CUES, add_cue
+from bench.registry import Registry
+
+# Bump when any phantom's drawing changes: prepared phantoms with an older version are regenerated.
+GENERATOR_VERSION = 1
+
+PHANTOMS: Registry = Registry("phantom")
+PHANTOMS.register("lidc_idri", ct.lidc_idri, modality="CT", colour=False)
+PHANTOMS.register("cov_ct", ct.cov_ct, modality="CT", colour=False)
+PHANTOMS.register("pet_ct", petct.pet_ct, modality="PET/CT", colour=True)
+PHANTOMS.register("cov_x", xray.cov_x, modality="X-ray", colour=False)
+PHANTOMS.register("cells", microscopy.cells, modality="microscopy", colour=True)
+PHANTOMS.register("mpip", spect.mpip, modality="SPECT", colour=True)
+PHANTOMS.register("ham10000", dermoscopy.ham10000, modality="dermoscopy", colour=True)
+
+
+def class_sizes(counts, *, scale: float, min_per_class: int, max_per_class: int) -> list[int]:
+    """Images per class: ``round(count * scale)`` clipped to [min_per_class, max_per_class]."""
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    if min_per_class < 1 or max_per_class < min_per_class:
+        raise ValueError(f"need 1 <= min_per_class <= max_per_class, got {min_per_class}, {max_per_class}")
+    return [int(min(max(round(c * scale), min_per_class), max_per_class)) for c in counts]
+
+
+def parse_confounder(spec: str, classes: tuple[str, ...], positive: str = "") -> tuple[str, str]:
+    """``"ink"`` or ``"ink@Melanoma"`` -> (cue, class). Default class: the positive class, else the first."""
+    cue, _, cls = spec.partition("@")
+    cue, cls = cue.strip(), cls.strip()
+    if cue not in CUES:
+        raise ValueError(f"unknown confounder {cue!r}; valid cues: {', '.join(CUES)} (optionally cue@Class)")
+    cls = cls or positive or classes[0]
+    if cls not in classes:
+        raise ValueError(f"confounder class {cls!r} is not a class: {', '.join(classes)}")
+    return cue, cls
+
+
+def draw(key: str, label: str, *, seed: int = 0, index: int = 0) -> Sample:
+    """Draw one phantom image of class ``label`` (for tests and figures)."""
+    return PHANTOMS.get(key)(image_rng(seed, key, index), label)
+
+
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    Image.fromarray(arr).save(path, format="PNG", compress_level=1)
+
+
+def generate(
+    key: str,
+    classes: tuple[str, ...],
+    counts: tuple[int, ...],
+    *,
+    out_dir: str | os.PathLike,
+    masks_out: str | os.PathLike,
+    seed: int = 0,
+    scale: float = 0.2,
+    min_per_class: int = 60,
+    max_per_class: int = 200,
+    confounder: str = "",
+    confounder_p: float = 0.0,
+    confounder_test_p: float = 0.5,
+    positive: str = "",
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.15,
+) -> dict:
+    """Write phantom ``key`` (a card key in ``PHANTOMS``) into ``out_dir`` and ``masks_out``.
+
+    Images are ``images/<id>.png`` (``SIZE`` px square), masks ``<id>.png`` (0/255). Ids are
+    ``<key>-NNNNN`` in a shuffled order, so neither the id nor the file order reveals the class.
+    Without a confounder the ``split`` column is empty (the trainer splits). With ``confounder``
+    (``cue`` or ``cue@Class``, see :mod:`bench.data.phantoms.cues`), splits are assigned here
+    (stratified, ``test_fraction``/``val_fraction``) and the cue is drawn, outside the lesion, on
+    images of the chosen class with probability ``confounder_p`` in train/val (never on the other
+    classes there), and on every class with probability ``confounder_test_p`` in test, where it carries
+    no class information. Its mask is ``confounder/<id>.png`` and the manifest gets ``confounder`` 0/1.
+    Returns a summary dict (counts per class, options).
+    """
+    fn = PHANTOMS.get(key)
+    sizes = class_sizes(counts, scale=scale, min_per_class=min_per_class, max_per_class=max_per_class)
+    if not 0.0 <= confounder_p <= 1.0 or not 0.0 <= confounder_test_p <= 1.0:
+        raise ValueError(f"confounder_p and confounder_test_p must be in [0, 1], got {confounder_p}, {confounder_test_p}")
+    cue, cue_class = parse_confounder(confounder, classes, positive) if confounder else ("", "")
+    out_dir, masks_out = Path(out_dir), Path(masks_out)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    masks_out.mkdir(parents=True, exist_ok=True)
+    if cue:
+        (masks_out / "confounder").mkdir(exist_ok=True)
+    order_rng = np.random.default_rng([seed & 0xFFFFFFFF, 7919])
+    labels = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
+    order_rng.shuffle(labels)
+    splits = [""] * len(labels)
+    if cue:
+        for c in range(len(classes)):
+            idx = np.flatnonzero(labels == c)
+            order_rng.shuffle(idx)
+            n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
+            for j, i in enumerate(idx):
+                splits[i] = "test" if j < n_test else "val" if j < n_test + n_val else "train"
+    rows = []
+    for j, c in enumerate(labels):
+        label = classes[c]
+        rng = image_rng(seed, key, j)
+        s = fn(rng, label)
+        sid = f"{key}-{j:05d}"
+        row = {"image": f"images/{sid}.png", "label": label, "mask": "", "group": sid, "split": splits[j],
+               "mask_source": ""}
+        if cue:
+            p = confounder_test_p if splits[j] == "test" else (confounder_p if label == cue_class else 0.0)
+            row["confounder"] = "0"
+            row["confounder_mask"] = ""
+            if rng.random() < p:
+                img, cmask = add_cue(s.image, s.mask, cue, rng)
+                s = Sample(img, s.mask, s.info)
+                if cmask.any():
+                    _save_png(cmask.astype(np.uint8) * 255, masks_out / "confounder" / f"{sid}.png")
+                    row["confounder"] = "1"
+                    row["confounder_mask"] = f"confounder/{sid}.png"
+        _save_png(s.image, out_dir / "images" / f"{sid}.png")
+        if s.mask is not None and s.mask.any():
+            _save_png(s.mask.astype(np.uint8) * 255, masks_out / f"{sid}.png")
+            row["mask"] = f"{sid}.png"
+            row["mask_source"] = "reference"
+        rows.append(row)
+    from bench.data.manifest import write_manifest
+
+    write_manifest(out_dir / "manifest.csv", rows)
+    return {
+        "counts": dict(zip(classes, sizes)),
+        "n_images": len(rows),
+        "n_masks": sum(1 for r in rows if r["mask"]),
+        "n_confounder": sum(1 for r in rows if r.get("confounder") == "1"),
+        "confounder_class": cue_class,
+        "size": SIZE,
+    }
+
+
+__all__ = ["PHANTOMS", "GENERATOR_VERSION", "CUES", "class_sizes", "draw", "generate", "parse_confounder"]

@@ -1,0 +1,45 @@
+"""PET/CT phantom: the CT chest slice fused with a PET "hot" overlay.
+
+A solitary pulmonary nodule whose CT look is drawn from the same distribution for both classes;
+the class is carried by the nodule's FDG uptake only (Benign u ~ U(0.05, 0.55), Malignant
+u ~ U(0.45, 1.0)), which is painted strictly inside the nodule. Outside it, PET shows blood pool and
+a myocardial uptake whose strength varies from image to image independently of the class (a hot spot
+that is not the lesion), plus body background, noise and a global PET scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data.phantoms.common import Sample, gauss_spots, grid, paint, smooth_field, star_alpha, to_uint8
+from bench.data.phantoms.ct import _nodule, chest_ct, finish_ct
+
+
+def hot(x: np.ndarray) -> np.ndarray:
+    """The 'hot' colour map: black -> red -> yellow -> white; (H, W) in [0, 1] -> (H, W, 3)."""
+    x = np.clip(x, 0, 1)
+    return np.stack([np.clip(3 * x, 0, 1), np.clip(3 * x - 1, 0, 1), np.clip(3 * x - 2, 0, 1)], -1)
+
+
+def pet_ct(rng: np.random.Generator, label: str) -> Sample:
+    img, lung, geo = chest_ct(rng)
+    yy, xx = grid()
+    m = rng.uniform(0.0, 0.8)  # CT morphology: same distribution for both classes
+    alpha, value, (cy, cx, r0) = _nodule(rng, lung, m, r_range=(6.0, 11.0))
+    ct = finish_ct(paint(img, alpha, value), rng)
+    # PET background: body, blood pool, myocardium (class-independent hot spot)
+    d = np.sqrt(((xx - geo["cx"]) / geo["a"]) ** 2 + ((yy - geo["cy"]) / geo["b"]) ** 2)
+    body = np.clip((1 - d) * geo["b"] / 2, 0, 1)
+    pet = body * (0.08 + 0.02 * smooth_field(rng, 6)) * (1 - 0.6 * lung)
+    hy, hx = geo["cy"] - geo["b"] * 0.15, geo["cx"] + rng.uniform(-3, 3)
+    pet = pet + gauss_spots(np.array([hy]), np.array([hx]), np.array([rng.uniform(5, 8)]),
+                            np.array([rng.uniform(0.05, 0.85)]))
+    pet = pet * rng.uniform(0.85, 1.15)
+    u = rng.uniform(0.05, 0.55) if label == "Benign" else rng.uniform(0.45, 1.0)
+    dist = np.hypot(yy - cy, xx - cx)
+    peak = u * (0.65 + 0.35 * np.exp(-0.5 * (dist / max(r0 * 0.6, 1)) ** 2))
+    pet = paint(pet, alpha, peak)
+    pet = pet + rng.normal(0, 0.02, pet.shape).astype(np.float32) * (body > 0)
+    w = 0.5
+    rgb = (1 - w) * np.clip(ct, 0, 1)[..., None] + w * hot(pet)
+    return Sample(to_uint8(rgb), alpha > 0, {"u": u, "m": m})
