@@ -1,0 +1,188 @@
+"""Figures of the scorecard (matplotlib, no pyplot: each function builds its own ``Figure`` on Agg).
+
+Every function takes the stored tables and returns a ``matplotlib.figure.Figure`` (or ``None`` when
+there is nothing to draw); :func:`save_png` writes one to disk and returns the PNG bytes. No global
+matplotlib state is touched, so the report is safe to build from any thread or test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from bench.report.reference import BASELINES, direction
+
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+}
+_BASELINE_COLOURS = {"centre": "#7f7f7f", "random": "#bcbcbc"}
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A ``Figure`` with an Agg canvas attached (no pyplot)."""
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path | None = None, *, fmt: str = "png", dpi: int = 110) -> bytes:
+    """Render ``fig`` as ``fmt`` ("png", or "jpeg" at quality 88 for photo-like galleries), write the
+    bytes to ``path`` if given, and return them."""
+    import io
+
+    buf = io.BytesIO()
+    kwargs = {"pil_kwargs": {"quality": 88}} if fmt == "jpeg" else {}
+    fig.savefig(buf, format=fmt, dpi=dpi, **kwargs)
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+    return data
+
+
+def save_png(fig: Figure, path: str | Path | None = None, *, dpi: int = 110) -> bytes:
+    """Render ``fig`` to PNG bytes, write them to ``path`` if given; returns the bytes."""
+    return save_figure(fig, path, fmt="png", dpi=dpi)
+
+
+def method_colours(methods) -> dict[str, str]:
+    """A fixed colour per method (sorted names, tab10/tab20), baselines in greys."""
+    import matplotlib
+
+    names = sorted(m for m in set(methods) if m not in _BASELINE_COLOURS)
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    colours = {m: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, m in enumerate(names)}
+    colours.update({m: c for m, c in _BASELINE_COLOURS.items() if m in set(methods)})
+    return colours
+
+
+def _ordered_methods(methods) -> list[str]:
+    ms = sorted(set(methods))
+    return [m for m in ms if m not in BASELINES] + [m for m in BASELINES if m in ms]
+
+
+def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, str] | None = None) -> Figure | None:
+    """Grouped bars: datasets on x, one bar per method, error bars = the bootstrap CI."""
+    import matplotlib
+
+    sub = board[(board["metric"] == metric) & (board["model"] == model)]
+    if sub.empty:
+        return None
+    datasets = sorted(sub["dataset"].unique())
+    methods = _ordered_methods(sub["method"])
+    colours = colours or method_colours(methods)
+    n = len(methods)
+    width = 0.8 / max(n, 1)
+    fig = new_figure(max(6.0, 1.6 + 0.16 * n * len(datasets)), 3.4)
+    with matplotlib.rc_context(STYLE):
+        ax = fig.add_subplot()
+        x = np.arange(len(datasets))
+        for i, m in enumerate(methods):
+            r = sub[sub["method"] == m].set_index("dataset").reindex(datasets)
+            mean = r["mean"].to_numpy(float)
+            err = np.vstack([mean - r["ci_low"].to_numpy(float), r["ci_high"].to_numpy(float) - mean])
+            ax.bar(
+                x - 0.4 + width * (i + 0.5), np.nan_to_num(mean), width, yerr=np.nan_to_num(err),
+                color=colours.get(m, "#333333"), label=m, error_kw=dict(lw=0.8, capsize=1.5),
+                hatch="//" if m in BASELINES else None, edgecolor="white", linewidth=0.3,
+            )
+        ax.set_xticks(x, datasets, rotation=15 if len(datasets) > 4 else 0, ha="right" if len(datasets) > 4 else "center")
+        arrow = "↑" if direction(metric) == "higher" else "↓"
+        ax.set_ylabel(f"{metric} {arrow}")
+        ax.set_title(f"{metric} ({direction(metric)} is better), mean with 95% bootstrap CI")
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str, str] | None = None) -> Figure | None:
+    """Mean ``curve`` ("deletion"/"insertion") per method, one panel per dataset.
+
+    Seeds and folds are pooled with weights ``n`` (the images each stored mean curve averages).
+    """
+    import matplotlib
+
+    sub = curves[(curves["curve"] == curve) & (curves["model"] == model)].copy()
+    if sub.empty:
+        return None
+    sub["w"] = sub["n"].clip(lower=0).astype(float)
+    sub["wv"] = sub["value"] * sub["w"]
+    agg = sub.groupby(["dataset", "method", "step"]).agg(fraction=("fraction", "mean"), wv=("wv", "sum"), w=("w", "sum"))
+    agg["value"] = agg["wv"] / agg["w"].where(agg["w"] > 0)
+    agg = agg.reset_index()
+    datasets = sorted(agg["dataset"].unique())
+    methods = _ordered_methods(agg["method"])
+    colours = colours or method_colours(methods)
+    ncol = min(4, len(datasets))
+    nrow = int(np.ceil(len(datasets) / ncol))
+    fig = new_figure(2.9 * ncol + 1.6, 2.4 * nrow + 0.3)
+    with matplotlib.rc_context(STYLE):
+        axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
+        for ax, d in zip(axes.flat, datasets):
+            for m in methods:
+                r = agg[(agg["dataset"] == d) & (agg["method"] == m)].sort_values("step")
+                if r.empty:
+                    continue
+                ax.plot(r["fraction"], r["value"], color=colours.get(m, "#333"), lw=1.3,
+                        ls="--" if m in BASELINES else "-", label=m)
+            ax.set_title(d)
+            ax.set_xlabel("fraction of pixels " + ("removed" if curve == "deletion" else "restored"))
+            ax.set_xlim(0, 1)
+        for ax in axes.flat[len(datasets):]:
+            ax.set_visible(False)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("probability of the class")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper")
+        better = "lower" if curve == "deletion" else "higher"
+        fig.suptitle(f"Mean {curve} curves ({better} area is better)", fontsize=10)
+    return fig
+
+
+def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | None = None) -> Figure | None:
+    """Similarity to the trained model's maps vs randomisation stage, per method (pooled over datasets,
+    seeds and folds), Spearman and SSIM side by side; the dashed black line is the mean baseline."""
+    import matplotlib
+
+    sub = sanity[sanity["model"] == model]
+    if sub.empty:
+        return None
+    stages = sub.groupby("stage_index")["stage"].first().sort_index()
+    methods = _ordered_methods(sub["method"])
+    colours = colours or method_colours(methods)
+    fig = new_figure(9.5, 3.3)
+    with matplotlib.rc_context(STYLE):
+        axes = fig.subplots(1, 2, sharex=True)
+        for ax, measure in zip(axes, ("spearman", "ssim")):
+            if measure not in sub.columns:
+                ax.set_visible(False)
+                continue
+            mean = sub.groupby(["method", "stage_index"])[measure].mean()
+            for m in methods:
+                if m in mean.index.get_level_values(0):
+                    s = mean.loc[m].sort_index()
+                    ax.plot(s.index, s.to_numpy(), marker="o", ms=3, lw=1.3, color=colours.get(m, "#333"), label=m)
+            base_col = f"baseline_{measure}"
+            if base_col in sub.columns:
+                b = sub.groupby("stage_index")[base_col].mean().sort_index()
+                ax.plot(b.index, b.to_numpy(), color="black", ls="--", lw=1.0, label="baseline")
+            ax.set_xticks(stages.index, [str(s) for s in stages.to_numpy()], rotation=30, ha="right")
+            ax.set_xlabel("weights randomised down to")
+            ax.set_ylabel(f"{measure} vs trained model")
+            ax.set_title(f"{'Spearman rank correlation' if measure == 'spearman' else 'SSIM'}")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper")
+        fig.suptitle("Cascading randomisation (Adebayo et al. 2018): a trustworthy map's similarity falls", fontsize=10)
+    return fig

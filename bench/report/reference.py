@@ -1,0 +1,104 @@
+"""Fixed facts the report needs: metric directions and definitions, the paper's Table 2.
+
+Kept as data in this one module so that every table and figure reads them from the same place.
+"""
+
+from __future__ import annotations
+
+import math
+
+BASELINES = ("centre", "random")  # methods that any useful explanation must beat
+REFERENCE_METHOD = "grad_cam"  # every method is compared against this one, pairwise
+
+# Used only while (or where) ``bench.metrics.METRICS`` does not know a metric.
+_FALLBACK_DIRECTION = {
+    "pointing_game": "higher",
+    "energy_pointing_game": "higher",
+    "relevance_rank_accuracy": "higher",
+    "iou": "higher",
+    "auprc": "higher",
+    "deletion": "lower",
+    "insertion": "higher",
+}
+
+# "How to read this": definition and direction, one sentence each (after REFERENCE.md section 3).
+METRIC_HELP = {
+    "pointing_game": "Hit (1) if the map's maximum falls inside the reference lesion mask, else 0; "
+    "the mean is the hit rate. Empty masks are undefined and excluded.",
+    "energy_pointing_game": "Share of the map's positive energy that lies inside the mask "
+    "(relevance mass accuracy): 1 means all of the evidence is on the lesion.",
+    "relevance_rank_accuracy": "Fraction of the K most salient pixels that lie inside the mask, "
+    "K = the mask's area (Arras et al.).",
+    "iou": "Intersection over union between the binarised map and the mask (0 = disjoint, 1 = identical).",
+    "auprc": "Area under the precision-recall curve when each pixel's saliency scores 'inside the lesion' "
+    "(Arun et al. 2021); chance level is the lesion's share of the image.",
+    "deletion": "Area under the model's probability for the explained class as the most salient pixels are "
+    "removed first (RISE): a faithful map makes the probability collapse quickly.",
+    "insertion": "Area under the model's probability as the most salient pixels are restored first into a "
+    "blurred image (RISE): a faithful map makes the probability rise quickly.",
+}
+
+# The seed paper's Table 2 (FF-VGG19), keyed by the seed dataset key. Values in percent; None where the
+# paper printed '-' (multi-class tasks). Source: Athanasoula, Apostolopoulos, Groumpos, "Evaluation of
+# Grad-CAM for explaining Deep Learning's decisions on various medical imaging datasets", Table 2.
+PAPER_CITATION = (
+    "Athanasoula, Apostolopoulos, Groumpos: Evaluation of Grad-CAM for explaining Deep Learning's "
+    "decisions on various medical imaging datasets, Table 2 (FF-VGG19)"
+)
+PAPER_TABLE2: dict[str, dict[str, float | None]] = {
+    "pet_ct": dict(accuracy=69.77, sensitivity=69.76, specificity=65.76, auc=76.64, f1=60.93),
+    "lidc_idri": dict(accuracy=82.52, sensitivity=76.29, specificity=88.70, auc=90.67, f1=80.80),
+    "cov_x": dict(accuracy=84.94, sensitivity=None, specificity=None, auc=95.25, f1=None),
+    "cov_ct": dict(accuracy=78.57, sensitivity=87.96, specificity=70.27, auc=83.48, f1=79.23),
+    "cells": dict(accuracy=91.61, sensitivity=None, specificity=None, auc=94.46, f1=None),
+    "mpip": dict(accuracy=66.08, sensitivity=85.29, specificity=33.75, auc=90.70, f1=39.26),
+    "ham10000": dict(accuracy=77.93, sensitivity=None, specificity=None, auc=84.58, f1=None),
+}
+PAPER_NAMES = {
+    "pet_ct": "PET/CT", "lidc_idri": "LIDC-IDRI", "cov_x": "COV_X", "cov_ct": "COV_CT",
+    "cells": "Cells", "mpip": "MPIP", "ham10000": "MNIST (HAM10000)",
+}
+
+
+def paper_value(paper_key: str, column: str) -> float:
+    """The paper's Table-2 value (percent) for ``paper_key`` and ``column``; NaN where not reported."""
+    v = PAPER_TABLE2.get(paper_key, {}).get(column)
+    return math.nan if v is None else float(v)
+
+
+def direction(metric: str) -> str:
+    """``"higher"`` or ``"lower"``: which values of ``metric`` are better.
+
+    Read from ``bench.metrics.METRICS`` (meta ``direction``) when that registry exists and knows the
+    metric, else from a local table of the seven built-in metrics.
+
+    Raises:
+        ValueError: the metric is unknown to both.
+    """
+    try:
+        from bench.metrics import METRICS  # imported lazily: the registry may not exist yet
+    except ImportError:
+        METRICS = None
+    if METRICS is not None and metric in METRICS:
+        d = METRICS.meta(metric).get("direction")
+        if d in ("higher", "lower"):
+            return d
+    if metric in _FALLBACK_DIRECTION:
+        return _FALLBACK_DIRECTION[metric]
+    raise ValueError(
+        f"no direction known for metric {metric!r}: register it in bench.metrics.METRICS with "
+        f"direction='higher' or 'lower' (known here: {', '.join(sorted(_FALLBACK_DIRECTION))})"
+    )
+
+
+def metric_help(metric: str) -> str:
+    """One-line definition of ``metric`` (registry meta ``description`` first, then the local text)."""
+    try:
+        from bench.metrics import METRICS
+    except ImportError:
+        METRICS = None
+    if METRICS is not None and metric in METRICS:
+        text = METRICS.meta(metric).get("description")
+        if text:
+            return str(text)
+    return METRIC_HELP.get(metric, "")
