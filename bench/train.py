@@ -92,7 +92,15 @@ def augment_batch(
 
 def load_training_data(cfg: RunConfig):
     """The :class:`bench.data.ImageSet` named by ``cfg.data``; phantoms are generated if missing."""
-    from bench.data import is_prepared, load_dataset, prepare
+    from bench.data import load_dataset
+
+    ensure_prepared(cfg)
+    return load_dataset(cfg.data.dataset, root=cfg.data.root, image_size=cfg.data.image_size)
+
+
+def ensure_prepared(cfg: RunConfig) -> None:
+    """Generate the phantom ``cfg.data`` names if it is not on disk yet (real datasets: see ``bench prepare``)."""
+    from bench.data import is_prepared, prepare
 
     d = cfg.data
     if not is_prepared(d.dataset, root=d.root) and d.dataset.startswith("synthetic-"):
@@ -106,7 +114,6 @@ def load_training_data(cfg: RunConfig):
             confounder=d.confounder,
             confounder_p=d.confounder_p,
         )
-    return load_dataset(d.dataset, root=d.root, image_size=d.image_size)
 
 
 def resolve_split(data, cfg: RunConfig, fold: int = 0) -> Split:

@@ -1,0 +1,243 @@
+"""Run a suite locally: plan the jobs, run those not yet stored, assemble the results, build the report.
+
+Re-running skips every job whose key is stored, so an interrupted sweep (Ctrl-C, ``kill -9``)
+finishes with nothing lost or duplicated: results tables are always rebuilt from the stored job
+outputs, never appended to. A lock on the output folder keeps two runs from writing it at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from bench.config import to_dict
+from bench.sweep.cache import JobStore, run_lock, write_atomic, write_json
+from bench.sweep.jobs import Job, execute, plan
+from bench.sweep.suite import Suite, load_suite
+
+RESULT_COLUMNS = ["run", "dataset", "model", "seed", "fold", "method", "metric", "image_id", "label", "target",
+                  "correct", "value", "degenerate", "excluded"]
+IDENT = ("dataset", "model", "seed", "fold")
+
+
+def default_out(suite: Suite) -> Path:
+    return Path("reports") / suite.name
+
+
+def run_suite(
+    suite: Suite | str = "quick",
+    *,
+    out: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    progress: bool | None = None,
+    report: bool = True,
+) -> pd.DataFrame:
+    """Run ``suite`` (a :class:`Suite`, a built-in name or a TOML path) into ``out``; return the results table.
+
+    Writes ``results.parquet``, ``classification.parquet``, ``curves.parquet``, ``sanity.parquet``,
+    ``gallery/*.npz``, ``errors.jsonl``, ``run.json`` and (``report=True``) the leaderboards and
+    ``scorecard.html``. Failed jobs are recorded in ``errors.jsonl`` and their dependents skipped;
+    the other jobs still run. ``RunSummary``-like counts are in ``run.json``.
+    """
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite, overrides)
+    out = Path(out) if out is not None else default_out(suite)
+    check_prepared(suite)
+    t_start = time.perf_counter()
+    with run_lock(out):
+        store = JobStore(out)
+        store.sweep_partials()
+        jobs = plan(suite)
+        stats = _run_jobs(jobs, store, out, progress)
+        t_jobs = time.perf_counter() - t_start
+        results = assemble(suite, jobs, store, out)
+        _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start)
+        if report:
+            from bench.report import build_report
+
+            build_report(out)
+    return results
+
+
+def check_prepared(suite: Suite) -> None:
+    """Raise one ``FileNotFoundError`` naming every real dataset of ``suite`` that is not prepared."""
+    from bench.data import is_prepared
+
+    missing = []
+    for dataset in suite.datasets:
+        cfg = suite.run_config(dataset, suite.models[0], suite.seeds[0])
+        if not dataset.startswith("synthetic-") and not is_prepared(dataset, root=cfg.data.root):
+            missing.append(dataset)
+    if missing:
+        how = "; ".join(f"bench prepare {d} --raw DIR" for d in missing)
+        raise FileNotFoundError(
+            f"suite {suite.name}: dataset(s) not prepared: {', '.join(missing)}. Prepare each from its raw "
+            f"download ({how}; README section 'Real datasets' says where to get them), or run the "
+            "default suite on the built-in phantoms: bench run quick"
+        )
+
+
+def _run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None) -> dict[str, Any]:
+    todo = [j for j in jobs if not store.done(j.stage, j.key)]
+    failed: set[str] = set()
+    seconds: Counter = Counter()
+    ran: Counter = Counter()
+    tty = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=len(todo), disable=not tty, unit="job", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for n, job in enumerate(todo, 1):
+        bar.set_description(job.label[:60])
+        blocked = [k for _, k in job.deps if k in failed]
+        if blocked:
+            failed.add(job.key)
+            _log_error(out, job, f"skipped: a job it depends on failed ({blocked[0]})")
+        else:
+            t = time.perf_counter()
+            try:
+                execute(job, store)
+                ran[job.stage] += 1
+            except KeyboardInterrupt:
+                bar.close()
+                raise
+            except Exception as exc:  # noqa: BLE001 - one failed job must not stop the sweep
+                failed.add(job.key)
+                _log_error(out, job, f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
+                print(f"bench: job failed: {job.label}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            seconds[job.stage] += time.perf_counter() - t
+        bar.update(1)
+        if not tty:
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / n * (len(todo) - n)
+            print(f"[{n}/{len(todo)}] {job.label} ({elapsed:.0f} s elapsed, ~{eta:.0f} s left)", file=sys.stderr, flush=True)
+    bar.close()
+    return {"jobs": len(jobs), "ran": dict(ran), "skipped_done": len(jobs) - len(todo), "failed": len(failed),
+            "seconds_by_stage": dict(seconds)}
+
+
+def _log_error(out: Path, job: Job, error: str, tb: str = "", image_id: str = "") -> None:
+    rec = {"stage": job.stage, "job": job.label, "key": job.key, "dataset": job.spec.get("dataset", ""),
+           "image_id": image_id, "error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if tb:
+        rec["traceback"] = tb
+    with open(out / "errors.jsonl", "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.DataFrame:
+    """Rebuild every results file from the stored job outputs (deterministic order: the plan's)."""
+    rows, curves, sanity, classification = [], [], [], []
+    for job in jobs:
+        if not store.done(job.stage, job.key):
+            continue
+        d = store.path(job.stage, job.key)
+        ident = {k: job.spec[k] for k in IDENT}
+        if job.stage == "train":
+            m = json.loads((d / "classification.json").read_text())
+            key = ident["dataset"].removeprefix("synthetic-")
+            classification.append({"run": suite.name, **ident, "n_test": m["n"],
+                                   **{k: m[k] for k in ("accuracy", "sensitivity", "specificity", "auc", "f1")},
+                                   "average": m["average"], "positive": m.get("positive") or "",
+                                   "real": not ident["dataset"].startswith("synthetic-"), "paper_key": key})
+        elif job.stage == "score":
+            f = pd.read_parquet(d / "rows.parquet")
+            for k, v in {"run": suite.name, **ident, "method": job.spec["method"]}.items():
+                f[k] = v
+            rows.append(f)
+            if (d / "curves.parquet").is_file():
+                c = pd.read_parquet(d / "curves.parquet")
+                for k, v in {**ident, "method": job.spec["method"]}.items():
+                    c[k] = v
+                curves.append(c)
+        elif job.stage == "sanity":
+            s = pd.read_parquet(d / "sanity.parquet")
+            for k, v in {**ident, "method": job.spec["method"]}.items():
+                s[k] = v
+            sanity.append(s)
+    results = pd.concat(rows, ignore_index=True)[RESULT_COLUMNS] if rows else pd.DataFrame(columns=RESULT_COLUMNS)
+    results = results.astype({"seed": "int64", "fold": "int64", "label": "int64", "target": "int64",
+                              "correct": bool, "value": "float64", "degenerate": bool})
+    _parquet(out / "results.parquet", results)
+    _parquet(out / "classification.parquet", pd.DataFrame(classification))
+    if curves:
+        _parquet(out / "curves.parquet", pd.concat(curves, ignore_index=True))
+    if sanity:
+        _parquet(out / "sanity.parquet", pd.concat(sanity, ignore_index=True))
+    _write_galleries(suite, jobs, store, out)
+    return results
+
+
+def _parquet(path: Path, frame: pd.DataFrame) -> None:
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _write_galleries(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> None:
+    """Per dataset (first model, seed and fold): a few explained images per class with every method's map."""
+    from bench.config import RunConfig, from_dict
+    from bench.sweep.jobs import dataset_for
+
+    per_dataset: dict[str, tuple[str, dict[str, Path]]] = {}
+    for job in jobs:
+        if job.stage != "explain" or not store.done("explain", job.key):
+            continue
+        train_key = dict(job.deps)["train"]
+        tkey, dirs = per_dataset.setdefault(job.spec["dataset"], (train_key, {}))
+        if tkey == train_key:  # the first (model, seed, fold) of each dataset only
+            dirs[job.spec["method"]] = store.path("explain", job.key)
+    for dataset, (train_key, dirs) in per_dataset.items():
+        tdir = store.path("train", train_key)
+        spec = json.loads((tdir / "done.json").read_text())["spec"]
+        cfg = from_dict(RunConfig, spec["config"], source=str(tdir))
+        data, index = dataset_for(cfg)
+        meta = json.loads((next(iter(dirs.values())) / "images.json").read_text())
+        chosen: list[int] = []
+        count: Counter = Counter()
+        for pos, lab in enumerate(meta["labels"]):
+            if count[lab] < suite.report.gallery_per_class:
+                chosen.append(pos)
+                count[lab] += 1
+        idx = [index[meta["ids"][p]] for p in chosen]
+        arrays = {"images": data.images[idx].numpy(), "masks": data.masks[idx].numpy(),
+                  "labels": np.asarray([meta["labels"][p] for p in chosen]),
+                  "ids": np.asarray([meta["ids"][p] for p in chosen]), "class_names": np.asarray(data.class_names)}
+        for method, d in dirs.items():
+            arrays[f"map__{method}"] = np.load(d / "maps.npy")[chosen]
+        (out / "gallery").mkdir(exist_ok=True)
+        write_atomic(out / "gallery" / f"{dataset}.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+
+
+def _git_revision() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _write_run_json(suite: Suite, out: Path, stats: dict, t_jobs: float, t_total: float) -> None:
+    from bench.train import environment
+
+    try:
+        import resource
+
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:  # not on Windows
+        peak_mb = float("nan")
+    write_json(out / "run.json", {
+        "suite": to_dict(suite), "seeds": list(suite.seeds), "versions": environment(),
+        "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()}, "git_revision": _git_revision(),
+        "stats": stats, "seconds_jobs": t_jobs, "seconds_total": t_total, "peak_rss_mb": peak_mb,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv),
+    })
