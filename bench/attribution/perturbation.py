@@ -102,7 +102,7 @@ def render_masks(
     rows = shifts[:, :1] + torch.arange(h, device=grids.device)  # (m, H)
     cols = shifts[:, 1:] + torch.arange(w, device=grids.device)  # (m, W)
     idx = torch.arange(m, device=grids.device)[:, None, None]
-    return up[:, 0][idx, rows[:, :, None], cols[:, None, :]]
+    return up[:, 0][idx, rows[:, :, None], cols[:, None, :]].clamp_(0, 1)  # clamp float rounding
 
 
 @register_method(

@@ -50,7 +50,7 @@ def test_pick_per_class_prefers_images_with_masks():
 
 @pytest.fixture
 def checkpoint(tmp_path, make_ff):
-    train = pytest.importorskip("bench.train")
+    import bench.train as train
     from bench.config import DataConfig, ModelConfig, RunConfig
 
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}

@@ -144,10 +144,10 @@ def test_model_left_as_found_when_the_method_raises(messy_model, images, fast_op
     assert_same(before, snapshot(bomb))
 
 
-def test_input_images_are_not_modified_or_made_to_require_grad(model, images):
+def test_input_images_are_not_modified_or_made_to_require_grad(model, images, fast_options):
     x = images.clone()
     for method in ALL:
-        explain(model, x, 1, method, **{"n_masks": 8} if method == "rise" else {})
+        explain(model, x, 1, method, **fast_options.get(method, {}))
     assert torch.equal(x, images) and not x.requires_grad and x.grad is None
 
 
