@@ -1,5 +1,86 @@
-"""Metrics: classification (the paper's Table 2) and scores of explanation maps against masks."""
+"""Metrics: classification (the paper's Table 2) and scores of explanation maps.
+
+``METRICS`` (a :class:`bench.registry.Registry`) holds every per-image explanation metric with meta:
+
+- ``direction``: "higher" or "lower" (which is better);
+- ``kind``: "localisation" (map vs lesion mask) or "faithfulness" (map vs the model's behaviour);
+- ``needs_model``: False for localisation, True for faithfulness;
+- ``options``: the keyword options and their defaults;
+- ``range``: the possible values, ``(0.0, 1.0)`` for all of them.
+
+Generic calling convention (what the sweep does):
+
+- localisation (``needs_model=False``)::
+
+      values, degenerate = METRICS.get(name)(saliency, mask, return_degenerate=True, **options)
+
+  ``saliency`` (B, H, W) any real values, ``mask`` (B, H, W) bool -> float64 (B,) values (NaN:
+  empty mask, undefined) and bool (B,) ``degenerate`` (constant / non-finite map scored 0.0).
+- faithfulness (``needs_model=True``): deletion and insertion come from one call of
+  :func:`deletion_insertion`, named in meta ``computed_by``; meta ``output`` is the key of the
+  returned dict that holds the entry's (B,) values::
+
+      out = deletion_insertion(model, images, saliency, targets, **options)
+      values, degenerate = out[meta["output"]], out["degenerate"]
+
+  (``METRICS.get("deletion")`` is also callable on its own, at the cost of both curves.)
+
+The sanity check :func:`randomisation_test` scores a method, not an image, so it is not registered.
+"""
 
 from bench.metrics.classification import classification_report
+from bench.metrics.faithfulness import deletion_auc, deletion_insertion, insertion_auc
+from bench.metrics.localisation import (
+    auprc,
+    degenerate_maps,
+    energy_pointing_game,
+    iou,
+    otsu_thresholds,
+    pointing_game,
+    relevance_rank_accuracy,
+)
+from bench.metrics.sanity import randomisation_stages, randomisation_test
+from bench.registry import Registry
 
-__all__ = ["classification_report"]
+METRICS: Registry = Registry("metric")
+
+_LOC = {"direction": "higher", "kind": "localisation", "needs_model": False, "range": (0.0, 1.0)}
+METRICS.register("pointing_game", pointing_game, options={"tolerance": 0.0}, **_LOC)
+METRICS.register("energy_pointing_game", energy_pointing_game, aliases=("relevance_mass",), options={}, **_LOC)
+METRICS.register("relevance_rank_accuracy", relevance_rank_accuracy, options={}, **_LOC)
+METRICS.register("iou", iou, options={"threshold": "otsu"}, **_LOC)
+METRICS.register("auprc", auprc, options={}, **_LOC)
+
+_FAITH = {
+    "kind": "faithfulness",
+    "needs_model": True,
+    "range": (0.0, 1.0),
+    "computed_by": "deletion_insertion",
+    "options": {"steps": 32, "substrate": "zeros", "blur_sigma": 5.0, "blur_kernel": 11},
+}
+METRICS.register("deletion", deletion_auc, direction="lower", output="deletion", **_FAITH)
+METRICS.register("insertion", insertion_auc, direction="higher", output="insertion", **_FAITH)
+
+
+def localisation_metrics() -> list[str]:
+    """Names of the registered localisation metrics (called as ``fn(saliency, mask, ...)``)."""
+    return [n for n in METRICS.names() if METRICS.meta(n)["kind"] == "localisation"]
+
+
+__all__ = [
+    "METRICS",
+    "localisation_metrics",
+    "classification_report",
+    "pointing_game",
+    "energy_pointing_game",
+    "relevance_rank_accuracy",
+    "iou",
+    "auprc",
+    "degenerate_maps",
+    "otsu_thresholds",
+    "deletion_insertion",
+    "deletion_auc",
+    "insertion_auc",
+    "randomisation_test",
+    "randomisation_stages",
+]

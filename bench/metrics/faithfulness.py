@@ -1,0 +1,193 @@
+"""Faithfulness: does removing (inserting) the pixels a map ranks highest change the model's output?
+
+Deletion and insertion curves of RISE (Petsiuk et al., BMVC 2018), batched across images and steps.
+Source of the defaults: ../shared/REFERENCE.md section 3 (zeros substrate for deletion, Gaussian blur
+with kernel 11 and sigma 5 as the insertion start, trapezoid AUC over the fraction of pixels).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.metrics._maps import degenerate_maps
+
+__all__ = ["deletion_insertion", "deletion_auc", "insertion_auc", "gaussian_blur", "pixels_per_step"]
+
+
+def gaussian_blur(images: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """Blur ``(B, C, H, W)`` images with a normalised ``kernel x kernel`` Gaussian of std ``sigma``.
+
+    The kernel is the outer product of ``g(x) = exp(-x^2 / (2 sigma^2))``, ``x = -(k-1)/2 .. (k-1)/2``,
+    normalised to sum 1, applied separably per channel with reflect padding (as torchvision's
+    ``gaussian_blur``; replicate padding where an image is too small to reflect). RISE pads with
+    zeros instead, which darkens the borders of the start image.
+    """
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"blur_kernel must be a positive odd integer, got {kernel}")
+    if not sigma > 0:
+        raise ValueError(f"blur_sigma must be > 0, got {sigma}")
+    if kernel == 1:
+        return images.clone()
+    x = torch.arange(kernel, dtype=torch.float64) - (kernel - 1) / 2
+    g = torch.exp(-(x**2) / (2 * float(sigma) ** 2))
+    g = (g / g.sum()).to(images.dtype).to(images.device)
+    B, C, H, W = images.shape
+    pad = kernel // 2
+    mode = "reflect" if min(H, W) > pad else "replicate"
+    y = F.pad(images.reshape(B * C, 1, H, W), (pad, pad, pad, pad), mode=mode)
+    y = F.conv2d(y, g.view(1, 1, 1, kernel))
+    y = F.conv2d(y, g.view(1, 1, kernel, 1))
+    return y.reshape(B, C, H, W)
+
+
+def pixels_per_step(n_pixels: int, steps: int) -> list[int]:
+    """``[round(k * n_pixels / steps) for k in 0..steps]`` in exact arithmetic (Python's round: half to even)."""
+    return [round(Fraction(k * n_pixels, steps)) for k in range(steps + 1)]
+
+
+def _model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    for t in model.parameters():
+        return t.device, t.dtype
+    for t in model.buffers():
+        return t.device, (t.dtype if t.is_floating_point() else torch.float32)
+    return torch.device("cpu"), torch.float32
+
+
+@torch.no_grad()
+def deletion_insertion(
+    model: nn.Module,
+    images: torch.Tensor,
+    saliency,
+    targets,
+    *,
+    steps: int = 32,
+    substrate: str | float | torch.Tensor = "zeros",
+    blur_sigma: float = 5.0,
+    blur_kernel: int = 11,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Deletion and insertion curves and their areas (RISE).
+
+    Definition: the pixels are ranked by saliency (the map upsampled bilinearly, align_corners=False,
+    to the image size), most salient first, ties in row-major order (a stable sort; NaN ranks last).
+    At step ``k = 0..steps`` the first ``n_k = round(k * H * W / steps)`` pixels (see
+    :func:`pixels_per_step`) are changed in all channels. Deletion replaces them in the image with
+    the substrate; insertion starts from the Gaussian-blurred image (:func:`gaussian_blur`,
+    ``blur_kernel``, ``blur_sigma``) and restores them from the image. The score at each step is the
+    softmax probability of the target class; the area under each curve uses the trapezoid rule over
+    ``k / steps`` in [0, 1].
+
+    Direction: deletion lower is better (the probability should collapse fast), insertion higher is
+    better. Both in [0, 1].
+
+    Args:
+        model: classifier returning logits ``(N, num_classes)``; run in eval mode under
+            ``torch.no_grad`` on its own device; its training flag is restored afterwards and its
+            weights are never touched.
+        images: ``(B, C, H, W)`` float, in the model's input space (the zeros substrate is zero there).
+        saliency: ``(B, h, w)`` array or tensor with ``h <= H``, ``w <= W``.
+        targets: int (one class for all) or ``(B,)`` class indices.
+        steps: number of steps (>= 1); the curves have ``steps + 1`` points.
+        substrate: ``"zeros"``, ``"blur"`` (the blurred image), a number (constant value) or a tensor
+            broadcastable to ``(B, C, H, W)``.
+        batch_size: perturbed images per forward pass; batches mix images and steps.
+
+    Returns:
+        dict of float64 numpy arrays: ``deletion``, ``insertion`` (B,); ``deletion_curve``,
+        ``insertion_curve`` (B, steps + 1); ``fraction`` (steps + 1,) = ``k / steps``; and
+        ``degenerate`` (B,) bool: constant or non-finite maps. Their curves are still computed (a
+        constant map deletes in row-major order) but carry no ranking information.
+
+    Cost: ``2 * (steps + 1)`` forward passes per image, nothing else of note.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    B, C, H, W = images.shape
+    sal = saliency if isinstance(saliency, torch.Tensor) else torch.as_tensor(np.asarray(saliency))
+    sal = sal.detach()
+    if sal.ndim != 3 or sal.shape[0] != B or sal.shape[1] > H or sal.shape[2] > W or min(sal.shape[1:]) == 0:
+        raise ValueError(
+            f"saliency must be (B, h, w) with the images' B and h <= H, w <= W; "
+            f"got saliency shape {tuple(sal.shape)}, images shape {tuple(images.shape)}"
+        )
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device, dtype = _model_device(model)
+    tg = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
+    if tg.numel() == 1:
+        tg = tg.expand(B)
+    if tg.numel() != B:
+        raise ValueError(f"targets must be one int or (B,) = ({B},) class indices, got shape {tuple(tg.shape)}")
+    degenerate = degenerate_maps(sal.cpu()) if B else np.zeros(0, dtype=bool)
+
+    x = images.detach().to(device=device, dtype=dtype)
+    tg = tg.to(device)
+    s = sal.to(device=device, dtype=torch.float64 if sal.dtype == torch.float64 else torch.float32)
+    if tuple(s.shape[1:]) != (H, W):
+        s = F.interpolate(s[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+    s = torch.nan_to_num(s.reshape(B, H * W), nan=-torch.inf)
+    order = torch.sort(s, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(H * W, device=device).expand(B, -1))
+    rank = rank.view(B, 1, H, W)
+
+    blurred = gaussian_blur(x, blur_kernel, blur_sigma)
+    if isinstance(substrate, str):
+        if substrate == "zeros":
+            sub = torch.zeros_like(x)
+        elif substrate == "blur":
+            sub = blurred
+        else:
+            raise ValueError(f"substrate must be 'zeros', 'blur', a number or a tensor, got {substrate!r}")
+    else:
+        sub = torch.as_tensor(substrate, dtype=dtype, device=device).expand_as(x)
+    # Row c*B + i: what changed pixels become (changed) and what the rest is (kept), for curve c of
+    # image i (c = 0 deletion, c = 1 insertion).
+    changed = torch.cat([sub, x])
+    kept = torch.cat([x, blurred])
+    n_k = torch.tensor(pixels_per_step(H * W, steps), device=device)
+    S1 = steps + 1
+    total = 2 * B * S1
+    probs = torch.empty(total, dtype=torch.float64, device=device)
+
+    was_training = model.training
+    model.eval()
+    try:
+        for lo in range(0, total, int(batch_size)):
+            j = torch.arange(lo, min(total, lo + int(batch_size)), device=device)
+            src, k = j // S1, j % S1  # src = curve * B + image
+            img = src % B
+            inp = torch.where(rank[img] < n_k[k].view(-1, 1, 1, 1), changed[src], kept[src])
+            p = torch.softmax(model(inp).float(), dim=1)
+            probs[lo : lo + j.numel()] = p.gather(1, tg[img].view(-1, 1))[:, 0].double()
+    finally:
+        model.train(was_training)
+
+    curves = probs.view(2, B, S1).cpu().numpy()
+    auc = (curves[..., :-1] + curves[..., 1:]).sum(axis=-1) / (2 * steps)
+    return {
+        "deletion": auc[0],
+        "insertion": auc[1],
+        "deletion_curve": curves[0],
+        "insertion_curve": curves[1],
+        "fraction": np.arange(S1) / steps,
+        "degenerate": np.asarray(degenerate, dtype=bool).reshape(B),
+    }
+
+
+def deletion_auc(model, images, saliency, targets, **options) -> np.ndarray:
+    """Deletion AUC (B,), lower is better; see :func:`deletion_insertion` (computes both curves)."""
+    return deletion_insertion(model, images, saliency, targets, **options)["deletion"]
+
+
+def insertion_auc(model, images, saliency, targets, **options) -> np.ndarray:
+    """Insertion AUC (B,), higher is better; see :func:`deletion_insertion` (computes both curves)."""
+    return deletion_insertion(model, images, saliency, targets, **options)["insertion"]
