@@ -122,7 +122,8 @@ def gallery_figure(data: dict, *, title: str = "", max_rows: int = 8, methods: l
     mosaic = compose_tiles(data, rows, names, tile=tile, gap=gap)
     mh, mw = mosaic.shape[:2]
     inch = 1.15 / (tile + gap)  # about 1.15 inch per tile
-    fig = new_figure(mw * inch + 1.1, mh * inch + (0.75 if title else 0.5))
+    top = 0.6 if title else 0.35
+    fig = new_figure(mw * inch + 1.0, mh * inch + top + 0.05, left=0.95, right=0.05, bottom=0.05, top=top)
     ax = fig.add_subplot()
     ax.imshow(mosaic, interpolation="nearest")
     step_x, step_y = mw / (1 + len(names)), mh / len(rows)

@@ -214,7 +214,7 @@ def overall_ranking(board: pd.DataFrame) -> pd.DataFrame:
     per["n_datasets"] = board.groupby(["model", "method"])["dataset"].nunique()
     compared = board.dropna(subset=["beats_baselines"])
     k = compared.groupby(["model", "method"])["beats_baselines"].agg(lambda s: f"{int(s.sum())}/{len(s)}")
-    per["beats_baselines"] = k.reindex(per.index).fillna("-")
+    per["beats_baselines"] = k.astype(object).reindex(per.index).fillna("-")
     per = per.reset_index().sort_values(["model", "mean_rank", "method"], na_position="last")
     return per.reset_index(drop=True)
 
