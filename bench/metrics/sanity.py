@@ -93,6 +93,16 @@ def _maps(method, model, images, targets, options) -> np.ndarray:
     return out
 
 
+def _nanmean(a: np.ndarray) -> float:
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else float("nan")
+
+
+def _nanstd(a: np.ndarray) -> float:
+    a = a[np.isfinite(a)]
+    return float(a.std()) if a.size else float("nan")
+
+
 def _normalise01(a: np.ndarray) -> np.ndarray:
     lo, hi = a.min(), a.max()
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
@@ -184,15 +194,14 @@ def randomisation_test(
 
     ref = prep(_maps(method, trained, images, targets, options))
     base_sp, base_ss = map_similarity(ref, np.roll(ref, -1, axis=0))
-    baseline_spearman, baseline_ssim = float(np.nanmean(base_sp)), float(np.nanmean(base_ss))
+    baseline_spearman, baseline_ssim = _nanmean(base_sp), _nanmean(base_ss)
 
     rows = []
 
     def add(name: str, index: int, mods: list[str], maps: np.ndarray) -> None:
         sp, ss = map_similarity(ref, maps)
         ok = np.isfinite(sp) & np.isfinite(ss)
-        spm = float(np.nanmean(sp)) if np.isfinite(sp).any() else float("nan")
-        ssm = float(np.nanmean(ss)) if np.isfinite(ss).any() else float("nan")
+        spm, ssm = _nanmean(sp), _nanmean(ss)
         rows.append(
             {
                 "stage": name,
@@ -200,8 +209,8 @@ def randomisation_test(
                 "modules": ",".join(mods),
                 "spearman": spm,
                 "ssim": ssm,
-                "spearman_std": float(np.nanstd(sp)) if np.isfinite(sp).any() else float("nan"),
-                "ssim_std": float(np.nanstd(ss)) if np.isfinite(ss).any() else float("nan"),
+                "spearman_std": _nanstd(sp),
+                "ssim_std": _nanstd(ss),
                 "n": int(ok.sum()),
                 "baseline_spearman": baseline_spearman,
                 "baseline_ssim": baseline_ssim,
