@@ -32,6 +32,7 @@ class DataConfig:
     dataset: str = "synthetic-lidc_idri"
     root: str = ""  # data root; "" = the default (BENCH_DATA_ROOT or <repo>/datasets)
     image_size: int = 64  # square side in pixels the images and masks are resized to
+    phantom_seed: int = 0  # phantoms: generator seed (fixed across training seeds: one dataset, many runs)
     phantom_scale: float = 0.2  # phantoms: fraction of the paper's Table 1 counts
     phantom_min_per_class: int = 60  # phantoms: at least this many images per class
     phantom_max_per_class: int = 200  # phantoms: at most this many images per class

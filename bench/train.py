@@ -98,22 +98,26 @@ def load_training_data(cfg: RunConfig):
     return load_dataset(cfg.data.dataset, root=cfg.data.root, image_size=cfg.data.image_size)
 
 
+def phantom_options(cfg: RunConfig) -> dict[str, Any]:
+    """The options a phantom named by ``cfg.data`` is generated with ({} for a real dataset)."""
+    d = cfg.data
+    if not d.dataset.startswith("synthetic-"):
+        return {}
+    return {"seed": d.phantom_seed, "scale": d.phantom_scale, "min_per_class": d.phantom_min_per_class,
+            "max_per_class": d.phantom_max_per_class, "confounder": d.confounder, "confounder_p": d.confounder_p}
+
+
 def ensure_prepared(cfg: RunConfig) -> None:
-    """Generate the phantom ``cfg.data`` names if it is not on disk yet (real datasets: see ``bench prepare``)."""
+    """Generate the phantom ``cfg.data`` names unless it is on disk with the same options.
+
+    Real datasets are prepared by the user (``bench prepare KEY --raw DIR``); loading one that is
+    not says so.
+    """
     from bench.data import is_prepared, prepare
 
-    d = cfg.data
-    if not is_prepared(d.dataset, root=d.root) and d.dataset.startswith("synthetic-"):
-        prepare(
-            d.dataset,
-            root=d.root,
-            seed=cfg.train.seed,
-            scale=d.phantom_scale,
-            min_per_class=d.phantom_min_per_class,
-            max_per_class=d.phantom_max_per_class,
-            confounder=d.confounder,
-            confounder_p=d.confounder_p,
-        )
+    opts = phantom_options(cfg)
+    if opts and not is_prepared(cfg.data.dataset, root=cfg.data.root, **opts):
+        prepare(cfg.data.dataset, root=cfg.data.root, **opts)
 
 
 def resolve_split(data, cfg: RunConfig, fold: int = 0) -> Split:
@@ -183,7 +187,8 @@ def fit(
         progress: show a progress bar per epoch (``None`` = only on a terminal).
 
     Raises:
-        RuntimeError: the loss became NaN or infinite (the message names the epoch and step).
+        RuntimeError: the loss or the model's outputs became NaN or infinite (the message names the
+            epoch, and the step where the training loss did).
     """
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
@@ -237,6 +242,11 @@ def fit(
                 break
         seconds = time.perf_counter() - t0
         val_loss, val_acc = _evaluate_loss(model, x_val, y_val, device, 4 * bs)
+        if len(x_val) and not math.isfinite(val_loss):  # a finite training loss, then weights blown up
+            raise RuntimeError(
+                f"training diverged on {cfg.data.dataset}: the model's outputs are not finite after epoch "
+                f"{epoch + 1} (validation loss {val_loss}); lower train.lr (now {cfg.train.lr})"
+            )
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
                         "val_accuracy": val_acc, "seconds": seconds, "train_images_per_s": seen / max(seconds, 1e-9)})
         monitor = val_loss if math.isfinite(val_loss) else history[-1]["train_loss"]
@@ -254,6 +264,11 @@ def fit(
     model.eval()
 
     probs = predict_proba(model, data.images[split.test], batch_size=4 * bs, device=device)
+    if not np.isfinite(probs).all():
+        raise RuntimeError(
+            f"training diverged on {cfg.data.dataset}: the model's test predictions are not finite; "
+            f"lower train.lr (now {cfg.train.lr})"
+        )
     y_test = labels[split.test].numpy()
     positive = getattr(getattr(data, "card", None), "positive", "") or None
     metrics = classification_report(y_test, probs, positive=positive if len(class_names) == 2 else None,

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from bench.config import RunConfig, from_dict, to_dict
-from bench.sweep.cache import JobStore, code_version, digest, write_json
+from bench.sweep.cache import JobStore, code_version, digest, stable_json, write_json
 from bench.sweep.suite import Suite
 
 
@@ -101,7 +101,7 @@ def metric_options(suite: Suite, metric: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(dataset: str, root: str, image_size: int):
+def _dataset(dataset: str, root: str, image_size: int, phantom: str):  # phantom: its options, for the cache key
     from bench.data import load_dataset
 
     data = load_dataset(dataset, root=root, image_size=image_size)
@@ -110,10 +110,10 @@ def _dataset(dataset: str, root: str, image_size: int):
 
 def dataset_for(cfg: RunConfig):
     """``(ImageSet, id -> index)`` for a training configuration (phantoms generated on demand)."""
-    from bench.train import ensure_prepared
+    from bench.train import ensure_prepared, phantom_options
 
     ensure_prepared(cfg)
-    return _dataset(cfg.data.dataset, cfg.data.root, cfg.data.image_size)
+    return _dataset(cfg.data.dataset, cfg.data.root, cfg.data.image_size, stable_json(phantom_options(cfg)))
 
 
 @functools.lru_cache(maxsize=2)
