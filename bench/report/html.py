@@ -116,8 +116,10 @@ tbody tr:nth-child(even) { background:var(--zebra); }
 tbody tr:hover { background:#eaf2fb; }
 td.num { text-align:right; }
 td.ci { text-align:right; }
-td.ci .rk { color:var(--muted); font-size:12px; margin-left:4px; }
-td.best { font-weight:650; }
+td.ci { line-height:1.3; }
+td.ci .rk { color:var(--muted); font-size:11.5px; margin-left:5px; }
+td.ci .int { color:var(--muted); font-size:11.5px; }
+td.best, td.best .m { font-weight:700; }
 td.baseline, td.method.baseline { color:var(--muted); font-style:italic; }
 .mk-dagger { color:var(--warn); font-weight:700; margin-left:3px; }
 .mk-up { color:var(--good); margin-left:3px; }

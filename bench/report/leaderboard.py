@@ -29,7 +29,6 @@ non-zero differences, see :func:`bench.report.stats.paired_wilcoxon`).
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -73,12 +72,6 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _rng(seed: int, *key: object) -> np.random.Generator:
-    """A generator that depends only on ``seed`` and ``key``: one group's CI does not change when other
-    groups (methods, datasets) are added to the run."""
-    return np.random.default_rng([int(seed), zlib.crc32("\x1f".join(map(str, key)).encode())])
-
-
 def _better(diff_low: float, diff_high: float, dirn: str) -> bool | None:
     if not (np.isfinite(diff_low) and np.isfinite(diff_high)):
         return None
@@ -97,8 +90,9 @@ def leaderboard(
 
     Args:
         results: the sweep's long table (columns in ``RESULT_COLUMNS``; see docs/CONTRACTS.md).
-        n_resamples, confidence, seed: of the bootstrap CIs (:func:`bench.report.stats.bootstrap_ci`);
-            each group's generator is derived from ``seed`` and the group's key.
+        n_resamples, confidence, seed: of the bootstrap CIs (:func:`bench.report.stats.bootstrap_ci`).
+            A group's resampling depends only on ``seed`` and its number of valid values, so its CI
+            does not move when other methods or datasets are added to the run.
         alpha: significance level of the Holm-corrected comparisons against grad_cam.
 
     Returns:
@@ -111,8 +105,8 @@ def leaderboard(
     df = check_results(results)
     used = df[df["excluded"] == ""]
     rows: list[dict] = []
-    counts = df.groupby(GROUP, sort=True).agg(
-        n_rows=("value", "size"), n_excluded=("excluded", lambda s: int((s != "").sum()))
+    counts = df.assign(is_excluded=df["excluded"] != "").groupby(GROUP, sort=True).agg(
+        n_rows=("value", "size"), n_excluded=("is_excluded", "sum")
     )
     degenerate = used.groupby(GROUP)["degenerate"].sum()
     directions = {m: direction(m) for m in df["metric"].unique()}
@@ -124,8 +118,7 @@ def leaderboard(
     for r in rows:
         key = tuple(r[c] for c in GROUP)
         ci = bootstrap_ci(
-            groups.get(key, np.zeros(0)), n_resamples=n_resamples, confidence=confidence,
-            seed=_rng(seed, *key),
+            groups.get(key, np.zeros(0)), n_resamples=n_resamples, confidence=confidence, seed=seed,
         )
         r.update(
             direction=directions[r["metric"]], mean=ci.mean, ci_low=ci.low, ci_high=ci.high,
@@ -141,7 +134,7 @@ def leaderboard(
         asc = sub["direction"].iloc[0] == "lower"
         board.loc[idx, "rank"] = sub["mean"].rank(ascending=asc, method="average", na_option="keep")
 
-    comparisons = _comparisons(used, board, n_resamples=n_resamples, confidence=confidence, seed=seed, alpha=alpha)
+    comparisons = _comparisons(used, directions, n_resamples=n_resamples, confidence=confidence, seed=seed, alpha=alpha)
     board = board.merge(comparisons, on=GROUP, how="left")
     for c in ("beats_centre", "beats_random", "beats_baselines"):
         board[c] = board[c].astype("boolean")
@@ -152,33 +145,34 @@ def leaderboard(
 
 
 def _comparisons(
-    used: pd.DataFrame, board: pd.DataFrame, *, n_resamples: int, confidence: float, seed: int, alpha: float
+    used: pd.DataFrame, directions: dict[str, str], *, n_resamples: int, confidence: float, seed: int, alpha: float
 ) -> pd.DataFrame:
     """Paired comparisons within each (dataset, model, metric): vs baselines and vs grad_cam."""
     out: list[dict] = []
     for fam, sub in used.groupby(FAMILY, sort=False):
         dataset, model, metric = fam
-        dirn = direction(metric)
+        dirn = directions[metric]
         # (seed, fold, image) x method; duplicates (should not happen) are averaged.
         wide = sub.groupby([*PAIR_KEY, "method"])["value"].mean().unstack("method")
         methods = list(wide.columns)
+        col = {m: wide[m].to_numpy(dtype=np.float64) for m in methods}
         fam_rows = {m: dict(dataset=dataset, model=model, method=m, metric=metric) for m in methods}
         for m in methods:
             verdicts = []
             for b in BASELINES:
-                if b == m or b not in wide.columns:
+                if b == m or b not in col:
                     verdict = None
                 else:
-                    d = (wide[m] - wide[b]).to_numpy()
-                    ci = bootstrap_ci(d, n_resamples=n_resamples, confidence=confidence, seed=_rng(seed, *fam, m, b))
+                    d = col[m] - col[b]
+                    ci = bootstrap_ci(d, n_resamples=n_resamples, confidence=confidence, seed=seed)
                     verdict = _better(ci.low, ci.high, dirn)
                 fam_rows[m][f"beats_{b}"] = verdict
                 if verdict is not None:
                     verdicts.append(verdict)
             fam_rows[m]["beats_baselines"] = all(verdicts) if verdicts else None
-        if REFERENCE_METHOD in wide.columns:
+        if REFERENCE_METHOD in col:
             others = [m for m in methods if m != REFERENCE_METHOD]
-            tests = [paired_wilcoxon(wide[m].to_numpy(), wide[REFERENCE_METHOD].to_numpy()) for m in others]
+            tests = [paired_wilcoxon(col[m], col[REFERENCE_METHOD]) for m in others]
             adjusted = holm([t.pvalue for t in tests])
             for m, t, p_adj in zip(others, tests, adjusted):
                 if not np.isfinite(p_adj):

@@ -209,7 +209,10 @@ def _kv_lines(obj: object, *, seconds: bool = False) -> str:
 
 
 def _short(v: object) -> str:
-    if isinstance(v, (dict, list)):
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) for x in v):
+        text = ", ".join(map(str, v))
+        return text if len(text) <= 300 else text[:297] + "..."
+    if isinstance(v, (dict, list, tuple)):
         text = json.dumps(v, default=str)
         return text if len(text) <= 160 else text[:157] + "..."
     return str(v)
@@ -317,7 +320,7 @@ def _section_reading(board: pd.DataFrame, n_resamples: int, confidence: float) -
     pct = f"{confidence:.0%}"
     legend = (
         '<dl class="legend">'
-        f"<dt>0.612 [0.58, 0.65]</dt><dd>mean over images, {pct} percentile bootstrap confidence interval "
+        f"<dt>0.612 #1<br>[0.580, 0.650]</dt><dd>mean over images, {pct} percentile bootstrap confidence interval "
         f"({n_resamples} resamples over images, seeded). Seeds and folds of a model are pooled.</dd>"
         "<dt>#k</dt><dd>rank within the dataset by the metric's direction (1 = best, ties averaged).</dd>"
         f'<dt><span class="mk-dagger">{MARK_NOT_BEATING}</span></dt><dd>does <b>not</b> beat the '
@@ -348,7 +351,8 @@ def _ci_cell(r: pd.Series, confidence: float) -> H.Cell:
     elif r["vs_grad_cam"] == "worse":
         marks += f'<span class="mk-down">{MARK_WORSE}</span>'
     rank = f'<span class="rk">#{r["rank"]:g}</span>' if np.isfinite(r["rank"]) else ""
-    raw = f'{r["mean"]:.3f} <span class="muted">[{r["ci_low"]:.3f}, {r["ci_high"]:.3f}]</span>{rank}{marks}'
+    raw = (f'<span class="m">{r["mean"]:.3f}</span>{rank}{marks}'
+           f'<br><span class="int">[{r["ci_low"]:.3f}, {r["ci_high"]:.3f}]</span>')
 
     def yn(v):
         return "-" if pd.isna(v) else ("yes" if bool(v) else "no")

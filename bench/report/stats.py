@@ -6,6 +6,7 @@ dropped, never imputed. Every function says how many values it actually used.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -15,6 +16,8 @@ from scipy import stats as _st
 
 # Largest index matrix drawn at once (resamples x values): bounds memory at ~32 MB of int64.
 _CHUNK = 4_000_000
+# Index matrices up to this size (8 MB of int64) are cached between calls with the same int seed.
+_CACHE_LIMIT = 1_000_000
 
 
 class BootstrapCI(NamedTuple):
@@ -50,6 +53,25 @@ def bootstrap_means(values: np.ndarray, *, n_resamples: int = 1000, rng: np.rand
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    idx.setflags(write=False)
+    return idx
+
+
+def _seeded_means(v: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap means whose resampling depends only on ``(seed, len(v), n_resamples)``.
+
+    Drawing the indices is most of the cost, so for small samples they are drawn once per
+    ``(len(v), n_resamples, seed)`` and reused: a leaderboard's groups mostly share one size.
+    """
+    n = v.size
+    if n * n_resamples <= _CACHE_LIMIT:
+        return v[_cached_indices(n, n_resamples, int(seed))].mean(axis=1)
+    return bootstrap_means(v, n_resamples=n_resamples, rng=np.random.default_rng(seed))
+
+
 def bootstrap_ci(
     values,
     *,
@@ -64,7 +86,9 @@ def bootstrap_ci(
         n_resamples: bootstrap resamples (each the size of the valid values, drawn with replacement).
         confidence: the interval's coverage in (0, 1); 0.95 gives the 2.5th and 97.5th percentiles
             of the resampled means (the percentile method, as CheXlocalize's 1000-replicate CIs).
-        seed: an int seed or a ``numpy.random.Generator``; the same seed gives the same interval.
+        seed: an int seed or a ``numpy.random.Generator``; the same seed gives the same interval. With an
+            int seed the resampling depends only on the seed and the number of valid values, so groups
+            of one size share their resample indices (fast; each interval is still a valid bootstrap).
 
     Returns:
         ``BootstrapCI(mean, low, high, n_valid)``. No valid value: all three NaN, ``n_valid`` 0.
@@ -87,8 +111,10 @@ def bootstrap_ci(
     mean = float(v.mean())
     if n == 1 or np.all(v == v[0]):
         return BootstrapCI(mean, mean, mean, n)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    means = bootstrap_means(v, n_resamples=n_resamples, rng=rng)
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        means = _seeded_means(v, n_resamples, int(seed))
+    else:
+        means = bootstrap_means(v, n_resamples=n_resamples, rng=np.random.default_rng(seed))
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     # Guard against float rounding putting the mean a hair outside [low, high].
