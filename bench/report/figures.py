@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.report.reference import BASELINES, direction
+from bench.report.reference import BASELINES, REFERENCE_METHOD, direction
 
 STYLE = {
     "font.size": 9,
@@ -47,7 +47,7 @@ def new_figure(
 
 def legend_width(labels) -> float:
     """Inches a legend of ``labels`` needs at font size 8 (handle + text)."""
-    return 0.55 + 0.062 * max((len(str(s)) for s in labels), default=4)
+    return 0.65 + 0.07 * max((len(str(s)) for s in labels), default=4)
 
 
 def save_figure(fig: Figure, path: str | Path | None = None, *, fmt: str = "png", dpi: int = 110) -> bytes:
@@ -87,9 +87,11 @@ def method_colours(methods) -> dict[str, str]:
     return colours
 
 
-def _ordered_methods(methods) -> list[str]:
+def ordered_methods(methods) -> list[str]:
+    """grad_cam first, the other methods by name, the baselines last."""
     ms = sorted(set(methods))
-    return [m for m in ms if m not in BASELINES] + [m for m in BASELINES if m in ms]
+    first = [REFERENCE_METHOD] if REFERENCE_METHOD in ms else []
+    return first + [m for m in ms if m not in BASELINES and m not in first] + [m for m in BASELINES if m in ms]
 
 
 def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, str] | None = None) -> Figure | None:
@@ -100,7 +102,7 @@ def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, s
     if sub.empty:
         return None
     datasets = sorted(sub["dataset"].unique())
-    methods = _ordered_methods(sub["method"])
+    methods = ordered_methods(sub["method"])
     colours = colours or method_colours(methods)
     n = len(methods)
     width = 0.8 / max(n, 1)
@@ -145,7 +147,7 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
     agg["value"] = agg["wv"] / agg["w"].where(agg["w"] > 0)
     agg = agg.reset_index()
     datasets = sorted(agg["dataset"].unique())
-    methods = _ordered_methods(agg["method"])
+    methods = ordered_methods(agg["method"])
     colours = colours or method_colours(methods)
     ncol = min(4, len(datasets))
     nrow = int(np.ceil(len(datasets) / ncol))
@@ -177,16 +179,16 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
 
 def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | None = None) -> Figure | None:
     """Similarity to the trained model's maps vs randomisation stage, per method (pooled over datasets,
-    seeds and folds), Spearman and SSIM side by side; the dashed black line is the mean baseline."""
+    seeds and folds), Spearman and SSIM side by side; each method's baseline is dotted in its colour."""
     import matplotlib
 
     sub = sanity[sanity["model"] == model]
     if sub.empty:
         return None
     stages = sub.groupby("stage_index")["stage"].first().sort_index()
-    methods = _ordered_methods(sub["method"])
+    methods = ordered_methods(sub["method"])
     colours = colours or method_colours(methods)
-    lw = legend_width([*methods, "baseline"])
+    lw = legend_width([*methods, "its baseline"])
     fig = new_figure(8.0 + lw, 3.6, left=0.7, right=lw, bottom=0.9, top=0.6, wspace=0.25)
     with matplotlib.rc_context(STYLE):
         axes = fig.subplots(1, 2, sharex=True)
@@ -200,9 +202,13 @@ def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | Non
                     s = mean.loc[m].sort_index()
                     ax.plot(s.index, s.to_numpy(), marker="o", ms=3, lw=1.3, color=colours.get(m, "#333"), label=m)
             base_col = f"baseline_{measure}"
-            if base_col in sub.columns:
-                b = sub.groupby("stage_index")[base_col].mean().sort_index()
-                ax.plot(b.index, b.to_numpy(), color="black", ls="--", lw=1.0, label="baseline")
+            if base_col in sub.columns:  # each method has its own baseline: dotted, in its colour
+                base = sub.groupby(["method", "stage_index"])[base_col].mean()
+                for m in methods:
+                    if m in base.index.get_level_values(0):
+                        b = base.loc[m].sort_index()
+                        ax.plot(b.index, b.to_numpy(), color=colours.get(m, "#333"), ls=":", lw=1.2)
+                ax.plot([], [], color="black", ls=":", lw=1.2, label="its baseline")
             ax.set_xticks(stages.index, [str(s) for s in stages.to_numpy()], rotation=30, ha="right")
             ax.set_xlabel("weights randomised down to")
             ax.set_ylabel(f"{measure} vs trained model")

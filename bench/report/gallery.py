@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from bench.report.figures import new_figure
-from bench.report.reference import BASELINES
+from bench.report.figures import new_figure, ordered_methods
 
 
 def load_gallery(path: str | Path) -> dict:
@@ -116,7 +115,7 @@ def gallery_figure(data: dict, *, title: str = "", max_rows: int = 8, methods: l
     if len(images) == 0:
         return None
     maps = data["maps"]
-    names = methods or [m for m in sorted(maps) if m not in BASELINES] + [m for m in BASELINES if m in maps]
+    names = methods or ordered_methods(maps)
     rows = _pick_rows(labels, max_rows)
     tile, gap = 96, 4
     mosaic = compose_tiles(data, rows, names, tile=tile, gap=gap)

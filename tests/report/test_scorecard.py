@@ -102,3 +102,12 @@ def test_cli_report_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "scorecard.html" in out and "leaderboard.md" in out
     assert (tmp_path / "out" / "scorecard.html").is_file()
+
+
+def test_an_empty_results_table_gives_a_page_that_says_so(tmp_path):
+    from fake_run import fake_results
+
+    fake_results(metrics=["iou"]).iloc[:0].to_parquet(tmp_path / "results.parquet")
+    paths = build_report(tmp_path, n_resamples=20)
+    assert "(no results)" in paths["leaderboard.md"].read_text()
+    assert "no scored rows" in paths["scorecard.html"].read_text()
