@@ -95,10 +95,10 @@ html { -webkit-text-size-adjust: 100%; }
 body { margin:0; color:var(--fg); background:#fff;
        font: 15px/1.55 -apple-system, BlinkMacSystemFont, "Segoe UI", "Helvetica Neue", Arial, sans-serif; }
 header.top { background:#0d2538; color:#fff; padding:28px 0 22px; }
-header.top .inner, main, footer { max-width:1180px; margin:0 auto; padding:0 28px; }
+header.top .inner, main, footer { max-width:1320px; margin:0 auto; padding:0 28px; }
 header.top h1 { margin:0 0 4px; font-size:26px; font-weight:600; letter-spacing:.2px; }
 header.top p { margin:0; color:#b7c7d6; font-size:14px; }
-nav.toc { max-width:1180px; margin:18px auto 0; padding:0 28px; font-size:13.5px; }
+nav.toc { max-width:1320px; margin:18px auto 0; padding:0 28px; font-size:13.5px; }
 nav.toc a { color:var(--accent); text-decoration:none; margin-right:14px; white-space:nowrap; }
 nav.toc a:hover { text-decoration:underline; }
 section { margin:34px 0 10px; }
@@ -119,7 +119,7 @@ td.ci { text-align:right; }
 td.ci { line-height:1.3; }
 td.ci .rk { color:var(--muted); font-size:11.5px; margin-left:5px; }
 td.ci .int { color:var(--muted); font-size:11.5px; }
-td.best, td.best .m { font-weight:700; }
+td.num.best, td.best .m { font-weight:700; }
 td.baseline, td.method.baseline { color:var(--muted); font-style:italic; }
 .mk-dagger { color:var(--warn); font-weight:700; margin-left:3px; }
 .mk-up { color:var(--good); margin-left:3px; }
@@ -134,6 +134,9 @@ td.partial { color:var(--warn); font-weight:600; }
 .meta .card h4 { margin:0 0 6px; font-size:12px; text-transform:uppercase; letter-spacing:.6px; color:var(--muted); }
 .meta .card div { font-size:13.5px; word-break:break-word; }
 .meta .card code { font-size:13px; }
+.side { display:flex; flex-wrap:wrap; gap:8px 28px; align-items:flex-start; }
+.side > .tablewrap { flex:0 1 auto; max-width:100%; }
+.side > img.figure { flex:0 1 auto; min-width:0; }
 img.figure { display:block; max-width:100%; height:auto; margin:8px 0 16px; border:1px solid #eef0f2; }
 details { margin:8px 0; }
 summary { cursor:pointer; color:var(--accent); font-size:14px; }

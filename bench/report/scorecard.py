@@ -387,9 +387,9 @@ def _section_metrics(board, models, figures: _Figures, colours, confidence: floa
             parts.append(f'<h3 id="metric-{H.esc(_slug(model))}-{H.esc(_slug(metric))}">{H.esc(metric)}{suffix} '
                          f'<span class="dir">({H.esc(direction(metric))} is better)</span></h3>')
             parts.append(f'<div class="howto">{H.esc(metric_help(metric))}</div>')
-            parts.append(H.table(["method", *datasets], rows))
-            parts.append(figures.img(bar_chart(board, metric, model, colours), f"bar_{model}_{metric}",
-                                     f"{metric}: mean and confidence interval per method and dataset"))
+            chart = figures.img(bar_chart(board, metric, model, colours), f"bar_{model}_{metric}",
+                                f"{metric}: mean and confidence interval per method and dataset")
+            parts.append(f'<div class="side">{H.table(["method", *datasets], rows)}{chart}</div>')
     return "".join(parts)
 
 
