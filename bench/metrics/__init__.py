@@ -16,6 +16,8 @@ Generic calling convention (what the sweep does):
 
   ``saliency`` (B, H, W) any real values, ``mask`` (B, H, W) bool -> float64 (B,) values (NaN:
   empty mask, undefined) and bool (B,) ``degenerate`` (constant / non-finite map scored 0.0).
+  Fast path with identical results: ``localisation_scores(saliency, mask, names, **options)`` ->
+  ``{name: (values, degenerate)}`` validates, upsamples and reads each chunk once for all of them.
 - faithfulness (``needs_model=True``): deletion and insertion come from one call of
   :func:`deletion_insertion`, named in meta ``computed_by``; meta ``output`` is the key of the
   returned dict that holds the entry's (B,) values::
@@ -35,6 +37,7 @@ from bench.metrics.localisation import (
     degenerate_maps,
     energy_pointing_game,
     iou,
+    localisation_scores,
     otsu_thresholds,
     pointing_game,
     relevance_rank_accuracy,
@@ -76,6 +79,7 @@ __all__ = [
     "relevance_rank_accuracy",
     "iou",
     "auprc",
+    "localisation_scores",
     "degenerate_maps",
     "otsu_thresholds",
     "deletion_insertion",

@@ -158,14 +158,22 @@ def threads() -> int:
 
 
 def evaluate(saliency, mask, kernel: Kernel, *, name: str, return_degenerate: bool = False):
-    """Run ``kernel`` over valid rows, chunk by chunk; NaN for empty masks, 0.0 for degenerate maps.
+    """Run ``kernel`` over valid rows, chunk by chunk; NaN for empty masks, 0.0 for degenerate maps."""
+    values, degenerate = evaluate_many(saliency, mask, {name: kernel}, name=name)[name]
+    return (values, degenerate) if return_degenerate else values
 
-    Chunks are independent, so they run on :func:`threads` worker threads, each with its own
-    :class:`Workspace`; a map's value never depends on which chunk or thread computed it.
+
+def evaluate_many(saliency, mask, kernels: dict[str, Kernel], *, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Run several kernels chunk by chunk, sharing validation, upsampling and the chunk in cache.
+
+    Returns ``{kernel name: (values, degenerate)}``. Each kernel sees exactly the rows it would see
+    alone, so the values are identical to separate calls. Chunks are independent and run on
+    :func:`threads` worker threads, each with its own :class:`Workspace`; a map's value never
+    depends on which chunk or thread computed it.
     """
     inp = Inputs(saliency, mask, name)
-    values = np.full(inp.batch, np.nan)
-    degenerate = np.zeros(inp.batch, dtype=bool)
+    out_v = {k: np.full(inp.batch, np.nan) for k in kernels}
+    out_d = {k: np.zeros(inp.batch, dtype=bool) for k in kernels}
     local = threading.local()
 
     def run(bounds: tuple[int, int]) -> None:
@@ -177,24 +185,20 @@ def evaluate(saliency, mask, kernel: Kernel, *, name: str, return_degenerate: bo
         area = np.count_nonzero(m, axis=1).astype(np.int64)
         defined = area > 0
         use = defined & ~deg
-        out = np.zeros(hi - lo)
-        extra = None
-        if use.all():
-            out, extra = kernel(s, m, area, mn, mx, inp.size, ws)
-        elif use.any():
-            vals, ex = kernel(s[use], m[use], area[use], mn[use], mx[use], inp.size, ws)
-            out[use] = vals
-            if ex is not None:
-                extra = np.zeros(hi - lo, dtype=bool)
-                extra[use] = ex
-        flags = deg & defined
-        if extra is not None:
-            out = np.where(extra, 0.0, out)
-            flags |= extra & defined
-        out = np.asarray(out, dtype=np.float64)
-        out[~defined] = np.nan
-        values[lo:hi] = out
-        degenerate[lo:hi] = flags
+        if not use.all() and use.any():
+            s, m, area, mn, mx = s[use], m[use], area[use], mn[use], mx[use]
+        for key, kernel in kernels.items():
+            out = np.zeros(hi - lo)
+            flags = deg & defined
+            if use.any():
+                vals, extra = kernel(s, m, area, mn, mx, inp.size, ws)
+                if extra is not None:
+                    vals = np.where(extra, 0.0, vals)
+                    flags[use] |= extra
+                out[use] = vals
+            out[~defined] = np.nan
+            out_v[key][lo:hi] = out
+            out_d[key][lo:hi] = flags
 
     chunks = inp.bounds()
     workers = min(threads(), len(chunks))
@@ -206,8 +210,7 @@ def evaluate(saliency, mask, kernel: Kernel, *, name: str, return_degenerate: bo
             for _ in pool.map(run, chunks):  # re-raises the first error
                 pass
     shape = inp.shape_out()
-    values, degenerate = values.reshape(shape), degenerate.reshape(shape)
-    return (values, degenerate) if return_degenerate else values
+    return {k: (out_v[k].reshape(shape), out_d[k].reshape(shape)) for k in kernels}
 
 
 def degenerate_maps(saliency) -> np.ndarray:

@@ -95,7 +95,8 @@ def deletion_insertion(
         steps: number of steps (>= 1); the curves have ``steps + 1`` points.
         substrate: ``"zeros"``, ``"blur"`` (the blurred image), a number (constant value) or a tensor
             broadcastable to ``(B, C, H, W)``.
-        batch_size: perturbed images per forward pass; batches mix images and steps.
+        batch_size: perturbed images per forward pass; batches mix images, curves and steps, and
+            images are prepared batch_size at a time (memory stays bounded for any B).
 
     Returns:
         dict of float64 numpy arrays: ``deletion``, ``insertion`` (B,); ``deletion_curve``,
@@ -128,50 +129,57 @@ def deletion_insertion(
         raise ValueError(f"targets must be one int or (B,) = ({B},) class indices, got shape {tuple(tg.shape)}")
     degenerate = degenerate_maps(sal.cpu()) if B else np.zeros(0, dtype=bool)
 
-    x = images.detach().to(device=device, dtype=dtype)
+    if isinstance(substrate, str) and substrate not in ("zeros", "blur"):
+        raise ValueError(f"substrate must be 'zeros', 'blur', a number or a tensor, got {substrate!r}")
+    x_all = images.detach()
     tg = tg.to(device)
-    s = sal.to(device=device, dtype=torch.float64 if sal.dtype == torch.float64 else torch.float32)
-    if tuple(s.shape[1:]) != (H, W):
-        s = F.interpolate(s[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
-    s = torch.nan_to_num(s.reshape(B, H * W), nan=-torch.inf)
-    order = torch.sort(s, dim=1, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(H * W, device=device).expand(B, -1))
-    rank = rank.view(B, 1, H, W)
-
-    blurred = gaussian_blur(x, blur_kernel, blur_sigma)
-    if isinstance(substrate, str):
-        if substrate == "zeros":
-            sub = torch.zeros_like(x)
-        elif substrate == "blur":
-            sub = blurred
-        else:
-            raise ValueError(f"substrate must be 'zeros', 'blur', a number or a tensor, got {substrate!r}")
-    else:
-        sub = torch.as_tensor(substrate, dtype=dtype, device=device).expand_as(x)
-    # Row c*B + i: what changed pixels become (changed) and what the rest is (kept), for curve c of
-    # image i (c = 0 deletion, c = 1 insertion).
-    changed = torch.cat([sub, x])
-    kept = torch.cat([x, blurred])
+    s_all = sal.to(dtype=torch.float64 if sal.dtype == torch.float64 else torch.float32)
     n_k = torch.tensor(pixels_per_step(H * W, steps), device=device)
     S1 = steps + 1
-    total = 2 * B * S1
-    probs = torch.empty(total, dtype=torch.float64, device=device)
+    bs = int(batch_size)
+    probs = torch.empty(B, 2, S1, dtype=torch.float64, device=device)
+
+    def prepare(lo: int, hi: int):
+        """For images lo:hi: per image and curve (0 deletion, 1 insertion), what the changed pixels
+        become and what the others are, and each pixel's rank (0 = most salient)."""
+        x = x_all[lo:hi].to(device=device, dtype=dtype)
+        s = s_all[lo:hi].to(device)
+        if tuple(s.shape[1:]) != (H, W):
+            s = F.interpolate(s[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+        s = torch.nan_to_num(s.reshape(hi - lo, H * W), nan=-torch.inf)
+        order = torch.sort(s, dim=1, descending=True, stable=True).indices
+        rank = torch.empty(order.shape, dtype=torch.int32, device=device)
+        rank.scatter_(1, order, torch.arange(H * W, dtype=torch.int32, device=device).expand(hi - lo, -1))
+        blurred = gaussian_blur(x, blur_kernel, blur_sigma)
+        if isinstance(substrate, str):
+            sub = torch.zeros_like(x) if substrate == "zeros" else blurred
+        else:
+            sub = torch.as_tensor(substrate, dtype=dtype, device=device).expand_as(x)
+        changed = torch.stack([sub, x], dim=1).reshape(-1, C, H, W)
+        kept = torch.stack([x, blurred], dim=1).reshape(-1, C, H, W)
+        return changed, kept, rank.view(hi - lo, 1, H, W)
 
     was_training = model.training
     model.eval()
     try:
-        for lo in range(0, total, int(batch_size)):
-            j = torch.arange(lo, min(total, lo + int(batch_size)), device=device)
-            src, k = j // S1, j % S1  # src = curve * B + image
-            img = src % B
-            inp = torch.where(rank[img] < n_k[k].view(-1, 1, 1, 1), changed[src], kept[src])
-            p = torch.softmax(model(inp).float(), dim=1)
-            probs[lo : lo + j.numel()] = p.gather(1, tg[img].view(-1, 1))[:, 0].double()
+        # Images in groups of batch_size: each group is 2 * (steps + 1) whole batches, so batches mix
+        # images, curves and steps, are always full (but the last), and memory stays bounded.
+        for g_lo in range(0, B, bs):
+            g_hi = min(B, g_lo + bs)
+            changed, kept, rank = prepare(g_lo, g_hi)
+            flat = probs[g_lo:g_hi].view(-1)
+            total = flat.numel()
+            for lo in range(0, total, bs):
+                j = torch.arange(lo, min(total, lo + bs), device=device)
+                src, k = j // S1, j % S1  # src = 2 * image + curve, within the group
+                img = src // 2
+                inp = torch.where(rank[img] < n_k[k].view(-1, 1, 1, 1), changed[src], kept[src])
+                p = torch.softmax(model(inp).float(), dim=1)
+                flat[lo : lo + j.numel()] = p.gather(1, tg[g_lo + img].view(-1, 1))[:, 0].double()
     finally:
         model.train(was_training)
 
-    curves = probs.view(2, B, S1).cpu().numpy()
+    curves = np.ascontiguousarray(probs.permute(1, 0, 2).cpu().numpy())  # (2, B, S1)
     auc = (curves[..., :-1] + curves[..., 1:]).sum(axis=-1) / (2 * steps)
     return {
         "deletion": auc[0],

@@ -174,3 +174,26 @@ def test_auprc_matches_sklearn_on_heavily_tied_maps(s, m):
             assert v[i] == 0.0
         else:
             assert v[i] == pytest.approx(average_precision_score(m[i].ravel(), s[i].ravel()), abs=1e-12)
+
+
+def test_localisation_scores_equals_separate_calls():
+    from bench.metrics import localisation_scores
+
+    rng = np.random.default_rng(6)
+    s = rng.standard_normal((30, 5, 4)).astype(np.float32)  # upsampled to the masks' 10 x 8
+    s[2] = 1.0
+    s[4, 0, 0] = np.inf
+    s[6] = -np.abs(s[6])  # no positive energy
+    s[8] = np.round(s[8])
+    m = rng.random((30, 10, 8)) < 0.2
+    m[3] = False
+    got = localisation_scores(s, m, tolerance=1.5, threshold=0.3)
+    assert list(got) == ["pointing_game", "energy_pointing_game", "relevance_rank_accuracy", "iou", "auprc"]
+    options = {"pointing_game": {"tolerance": 1.5}, "iou": {"threshold": 0.3}}
+    for name, (v, d) in got.items():
+        ref_v, ref_d = METRICS.get(name)(s, m, return_degenerate=True, **options.get(name, {}))
+        np.testing.assert_array_equal(v, ref_v)
+        np.testing.assert_array_equal(d, ref_d)
+    assert list(localisation_scores(s, m, ["auprc"])) == ["auprc"]
+    with pytest.raises(ValueError, match="unknown"):
+        localisation_scores(s, m, ["dice"])
