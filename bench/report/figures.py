@@ -107,7 +107,8 @@ def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, s
     n = len(methods)
     width = 0.8 / max(n, 1)
     lw = legend_width(methods)
-    rotate = len(datasets) > 4
+    # rotate the dataset names when they would not fit under their group of bars
+    rotate = max(len(d) for d in datasets) * 0.075 > 0.16 * n
     fig = new_figure(min(16.0, max(6.0, 1.0 + lw + 0.16 * n * len(datasets))), 3.6, right=lw,
                      bottom=1.0 if rotate else 0.5)
     with matplotlib.rc_context(STYLE):
