@@ -108,7 +108,9 @@ class Inputs:
             ok = (m == 0) | (m == 1)
             if not ok.all():
                 bad = m[~ok].flat[0]
-                raise ValueError(f"{name}: mask must be boolean or hold only 0 and 1 (found {bad!r}); got {shapes}")
+                raise ValueError(
+                    f"{name}: mask must be boolean or hold only 0 and 1 (found {bad!r}); got {shapes}"
+                )
             m = m != 0
         wd = working_dtype(s.dtype)
         self.s = s  # original dtype; converted per chunk (no full copy of the input)
@@ -163,7 +165,9 @@ def evaluate(saliency, mask, kernel: Kernel, *, name: str, return_degenerate: bo
     return (values, degenerate) if return_degenerate else values
 
 
-def evaluate_many(saliency, mask, kernels: dict[str, Kernel], *, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def evaluate_many(
+    saliency, mask, kernels: dict[str, Kernel], *, name: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Run several kernels chunk by chunk, sharing validation, upsampling and the chunk in cache.
 
     Returns ``{kernel name: (values, degenerate)}``. Each kernel sees exactly the rows it would see
@@ -222,7 +226,9 @@ def degenerate_maps(saliency) -> np.ndarray:
     """
     s = _to_numpy(saliency, "saliency")
     if s.ndim not in (2, 3) or min(s.shape[-2:], default=0) == 0:
-        raise ValueError(f"degenerate_maps: expected a non-empty (H, W) or (B, H, W) saliency, got shape {s.shape}")
+        raise ValueError(
+            f"degenerate_maps: expected a non-empty (H, W) or (B, H, W) saliency, got shape {s.shape}"
+        )
     s3 = s[None] if s.ndim == 2 else s
     if s3.shape[0] == 0:
         return np.zeros(0, dtype=bool)

@@ -17,7 +17,9 @@ All five share one calling convention (what the sweep relies on)::
   worst value, and ``degenerate`` is True there (only where the value is defined, so NaN entries
   are never flagged). ``energy_pointing_game`` also flags maps with no positive value.
 - Wrong shapes, batch sizes or mask values: ``ValueError`` naming both shapes.
-- Inputs are never modified. Work is vectorised over the batch in cache-sized chunks.
+- Inputs are never modified. Work is vectorised over the batch in cache-sized chunks on
+  ``torch.get_num_threads()`` worker threads (numpy releases the GIL); values never depend on the
+  chunking. :func:`localisation_scores` computes several metrics in one pass, with identical values.
 
 Sources: ../shared/REFERENCE.md section 3 (TorchRay and CheXlocalize pointing game, Score-CAM /
 Quantus relevance mass, Arras et al. relevance rank accuracy, CheXlocalize IoU, Arun et al. AUPRC).
@@ -111,7 +113,9 @@ def _pointing_kernel(tolerance: float):
                 flat = np.where(inside, rr * W + cc, 0)
                 hit = (m[rows[:, None], flat] & inside).any(axis=1)
             else:  # dense squared distances to every pixel
-                d2 = (np.arange(H)[None] - r0[:, None])[:, :, None] ** 2 + (np.arange(W)[None] - c0[:, None])[:, None, :] ** 2
+                dy2 = (np.arange(H)[None] - r0[:, None]) ** 2
+                dx2 = (np.arange(W)[None] - c0[:, None]) ** 2
+                d2 = dy2[:, :, None] + dx2[:, None, :]
                 hit = ((d2 <= r2i) & m.reshape(n, H, W)).any(axis=(1, 2))
         return hit.astype(np.float64), None
 
@@ -134,7 +138,9 @@ def energy_pointing_game(saliency, mask, *, return_degenerate: bool = False):
     value at all (the ratio would be 0/0).
     Invariant under positive rescaling of the map (exactly for powers of two).
     """
-    return evaluate(saliency, mask, _energy_kernel, name="energy_pointing_game", return_degenerate=return_degenerate)
+    return evaluate(
+        saliency, mask, _energy_kernel, name="energy_pointing_game", return_degenerate=return_degenerate
+    )
 
 
 def _energy_kernel(s, m, area, mn, mx, size, ws):
@@ -171,7 +177,9 @@ def relevance_rank_accuracy(saliency, mask, *, return_degenerate: bool = False):
     Undefined: empty mask -> NaN; degenerate map -> 0.0 (flagged).
     Invariant under any strictly increasing transform of the map.
     """
-    return evaluate(saliency, mask, _rank_kernel, name="relevance_rank_accuracy", return_degenerate=return_degenerate)
+    return evaluate(
+        saliency, mask, _rank_kernel, name="relevance_rank_accuracy", return_degenerate=return_degenerate
+    )
 
 
 def _rank_kernel(s, m, area, mn, mx, size, ws):

@@ -48,7 +48,10 @@ def randomisation_stages(model: nn.Module) -> list[Stage]:
     features = getattr(model, "features", None)
     if isinstance(features, nn.Sequential):
         prefix = next(n for n, m in named.items() if m is features)
-        head = [n for n, m in named.items() if n and not (n == prefix or n.startswith(prefix + ".")) and _owns_state(m)]
+        def in_features(n: str) -> bool:
+            return n == prefix or n.startswith(prefix + ".")
+
+        head = [n for n, m in named.items() if n and not in_features(n) and _owns_state(m)]
         blocks: list[list[str]] = [[]]
         for i, layer in enumerate(features):
             for sub, m in layer.named_modules():
@@ -130,7 +133,9 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     for i in range(B):
         if np.isfinite(a[i]).all() and np.isfinite(b[i]).all():
             if win >= 3:
-                ssim[i] = structural_similarity(_normalise01(a[i]), _normalise01(b[i]), data_range=1.0, win_size=win)
+                ssim[i] = structural_similarity(
+                    _normalise01(a[i]), _normalise01(b[i]), data_range=1.0, win_size=win
+                )
     finite = np.isfinite(a.reshape(B, -1)).all(axis=1) & np.isfinite(b.reshape(B, -1)).all(axis=1)
     spear[~finite] = np.nan
     return spear, ssim
