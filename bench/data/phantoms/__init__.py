@@ -88,7 +88,7 @@ def generate(
 ) -> dict:
     """Write phantom ``key`` (a card key in ``PHANTOMS``) into ``out_dir`` and ``masks_out``.
 
-    Images are ``images/<id>.png`` (``SIZE`` px square), masks ``<id>.png`` (0/255). Ids are
+    Images are ``<id>.png`` (``SIZE`` px square), masks ``<id>.png`` (0/255). Ids are
     ``<key>-NNNNN`` in a shuffled order, so neither the id nor the file order reveals the class.
     Without a confounder the ``split`` column is empty (the trainer splits). With ``confounder``
     (``cue`` or ``cue@Class``, see :mod:`bench.data.phantoms.cues`), splits are assigned here
@@ -104,7 +104,7 @@ def generate(
         raise ValueError(f"confounder_p and confounder_test_p must be in [0, 1], got {confounder_p}, {confounder_test_p}")
     cue, cue_class = parse_confounder(confounder, classes, positive) if confounder else ("", "")
     out_dir, masks_out = Path(out_dir), Path(masks_out)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     masks_out.mkdir(parents=True, exist_ok=True)
     if cue:
         (masks_out / "confounder").mkdir(exist_ok=True)
@@ -125,7 +125,7 @@ def generate(
         rng = image_rng(seed, key, j)
         s = fn(rng, label)
         sid = f"{key}-{j:05d}"
-        row = {"image": f"images/{sid}.png", "label": label, "mask": "", "group": sid, "split": splits[j],
+        row = {"image": f"{sid}.png", "label": label, "mask": "", "group": sid, "split": splits[j],
                "mask_source": ""}
         if cue:
             p = confounder_test_p if splits[j] == "test" else (confounder_p if label == cue_class else 0.0)
@@ -138,7 +138,7 @@ def generate(
                     _save_png(cmask.astype(np.uint8) * 255, masks_out / "confounder" / f"{sid}.png")
                     row["confounder"] = "1"
                     row["confounder_mask"] = f"confounder/{sid}.png"
-        _save_png(s.image, out_dir / "images" / f"{sid}.png")
+        _save_png(s.image, out_dir / f"{sid}.png")
         if s.mask is not None and s.mask.any():
             _save_png(s.mask.astype(np.uint8) * 255, masks_out / f"{sid}.png")
             row["mask"] = f"{sid}.png"

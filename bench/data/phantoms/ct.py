@@ -82,7 +82,7 @@ def finish_ct(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(6.0, 10.5)):
+def _nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(8.0, 13.0)):
     """A nodule whose look is set by m in [0, 1] (0 = benign-looking, 1 = malignant-looking).
 
     Returns (alpha, value field). Position and core size are drawn independently of ``m``;
@@ -101,7 +101,7 @@ def _nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(6.
     core = r0 * (1 - 0.15 * m)
     alpha = star_alpha(cy, cx, core, harmonics=harm, phases=rng.uniform(0, 2 * np.pi, k),
                        spikes=spikes, aspect=rng.uniform(0.85, 1.0), angle=rng.uniform(0, np.pi), edge=1.5)
-    value = 0.80 - 0.30 * m + (0.02 + 0.12 * m) * smooth_field(rng, 16)
+    value = 0.92 - 0.45 * m + (0.02 + 0.12 * m) * smooth_field(rng, 16)
     if m < 0.3 and rng.random() < 0.7:  # benign calcification: central or popcorn
         nc = int(rng.integers(1, 4))
         ang = rng.uniform(0, 2 * np.pi, nc)

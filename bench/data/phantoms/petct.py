@@ -25,7 +25,7 @@ def pet_ct(rng: np.random.Generator, label: str) -> Sample:
     img, lung, geo = chest_ct(rng)
     yy, xx = grid()
     m = rng.uniform(0.0, 0.8)  # CT morphology: same distribution for both classes
-    alpha, value, (cy, cx, r0) = _nodule(rng, lung, m, r_range=(6.0, 11.0))
+    alpha, value, (cy, cx, r0) = _nodule(rng, lung, m, r_range=(8.0, 13.0))
     ct = finish_ct(paint(img, alpha, value), rng)
     # PET background: body, blood pool, myocardium (class-independent hot spot)
     d = np.sqrt(((xx - geo["cx"]) / geo["a"]) ** 2 + ((yy - geo["cy"]) / geo["b"]) ** 2)
