@@ -107,38 +107,63 @@ def test_rank_metrics_are_invariant_to_increasing_transforms(name):
 DTYPES = st.sampled_from(["bool", "uint8", "int16", "int64", "float16", "float32", "float64"])
 
 
+def _elements(dtype: np.dtype):
+    if dtype.kind == "f":
+        return st.floats(allow_nan=True, allow_infinity=True, width=dtype.itemsize * 8)
+    if dtype.kind == "b":
+        return st.booleans()
+    info = np.iinfo(dtype)
+    return st.integers(int(info.min), int(info.max))
+
+
 @st.composite
 def inputs(draw):
+    """Mostly valid pairs; sometimes wrong ndim, batch, a map larger than its mask, or mask values."""
     batched = draw(st.booleans())
     b = draw(st.integers(0, 3)) if batched else None
     H, W = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     h, w = draw(st.integers(1, H)), draw(st.integers(1, W))
-    dtype = np.dtype(draw(DTYPES))
     shape_s = (h, w) if b is None else (b, h, w)
     shape_m = (H, W) if b is None else (b, H, W)
-    if dtype.kind == "f":
-        elements = st.floats(allow_nan=True, allow_infinity=True, width=dtype.itemsize * 8)
-    elif dtype.kind == "b":
-        elements = st.booleans()
-    else:
-        info = np.iinfo(dtype)
-        elements = st.integers(int(info.min), int(info.max))
-    s = draw(hnp.arrays(dtype, shape_s, elements=elements))
-    m = draw(hnp.arrays(np.bool_, shape_m))
+    if draw(st.integers(0, 4)) == 0:  # an invalid shape pair, or valid by chance
+        shape_s = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=4)))
+        shape_m = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=4)))
+    dtype = np.dtype(draw(DTYPES))
+    s = draw(hnp.arrays(dtype, shape_s, elements=_elements(dtype)))
+    mdtype = np.dtype(draw(st.sampled_from(["bool", "bool", "uint8", "float32"])))
+    mvalues = st.sampled_from([0, 1, 2]) if draw(st.integers(0, 5)) == 0 else st.sampled_from([0, 1])
+    m = draw(hnp.arrays(mdtype, shape_m, elements=st.booleans() if mdtype == bool else mvalues))
     return s, m
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _documented_valid(s: np.ndarray, m: np.ndarray) -> bool:
+    if s.ndim not in (2, 3) or m.ndim != s.ndim:
+        return False
+    if s.ndim == 3 and s.shape[0] != m.shape[0]:
+        return False
+    sh, mh = s.shape[-2:], m.shape[-2:]
+    if min(sh) == 0 or min(mh) == 0 or sh[0] > mh[0] or sh[1] > mh[1]:
+        return False
+    return bool(((m == 0) | (m == 1)).all())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=inputs(), name=st.sampled_from(LOC))
-def test_any_valid_input_gives_a_valid_result(data, name):
+def test_any_input_gives_a_valid_result_or_the_documented_value_error(data, name):
     s, m = data
     s0, m0 = s.copy(), m.copy()
-    v, d = METRICS.get(name)(s, m, return_degenerate=True)
+    try:
+        v, d = METRICS.get(name)(s, m, return_degenerate=True)
+    except ValueError as err:
+        assert not _documented_valid(s, m)
+        assert str(s.shape) in str(err) and str(m.shape) in str(err)
+        return
+    assert _documented_valid(s, m)
     np.testing.assert_array_equal(s, s0)
     np.testing.assert_array_equal(m, m0)
     assert v.dtype == np.float64 and d.dtype == bool
     assert v.shape == d.shape == (() if s.ndim == 2 else (s.shape[0],))
-    empty = ~m.reshape(-1, *m.shape[-2:]).any(axis=(1, 2))
+    empty = ~(m.reshape(-1, *m.shape[-2:]) != 0).any(axis=(1, 2))
     v1, d1 = v.reshape(-1), d.reshape(-1)
     assert (np.isnan(v1) == empty).all()
     assert ((v1[~empty] >= 0) & (v1[~empty] <= 1)).all()
