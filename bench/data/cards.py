@@ -131,6 +131,10 @@ def read_card(path: str | os.PathLike) -> DatasetCard:
     data.pop("path", None)
     try:
         card = from_dict(DatasetCard, data, source=str(path))
+    except CardError:
+        raise
+    except ConfigError as exc:  # unknown key or wrong type: already names the key and the file
+        raise CardError(str(exc)) from None
     except TypeError as exc:  # a required key is missing
         missing = [k for k in ("key", "title", "modality", "classes", "counts") if k not in data]
         raise CardError(f"{path}: missing required key(s) {', '.join(missing) or '?'} ({exc})") from None
@@ -158,8 +162,8 @@ def card_registry(root: str | os.PathLike = "") -> Registry[Path]:
                 aliases = ()  # the error surfaces when this card is loaded
             try:
                 reg.register(path.stem, path, aliases=aliases)
-            except ValueError as exc:
-                raise CardError(f"{path}: {exc} (by {reg.get(path.stem) if path.stem in reg else 'another card'})") from None
+            except ValueError as exc:  # an alias already taken by another card
+                raise CardError(f"{path}: aliases: {exc}") from None
     return reg
 
 

@@ -126,7 +126,8 @@ def _scan(key: str, root: str, card: DatasetCard, *, image_size: int | None, res
             continue
         ipath = ddir / r.image
         if not ipath.is_file():
-            problems.append(Problem(man, r.line, f"missing image {ipath}"))
+            what = "is a folder, not an image file:" if ipath.is_dir() else "missing image"
+            problems.append(Problem(man, r.line, f"{what} {ipath}"))
             continue
         try:
             im = read_image(ipath)
@@ -140,7 +141,8 @@ def _scan(key: str, root: str, card: DatasetCard, *, image_size: int | None, res
                 continue
             mp = mdir / rel
             if not mp.is_file():
-                problems.append(Problem(man, r.line, f"missing {col} {mp}"))
+                what = f"{col} is a folder, not an image file:" if mp.is_dir() else f"missing {col}"
+                problems.append(Problem(man, r.line, f"{what} {mp}"))
                 continue
             m, why = read_mask(mp)
             if m is None:
@@ -202,9 +204,8 @@ def load_dataset(
     rows, problems = read_manifest(ddir / MANIFEST)
     if problems:
         raise ManifestError(ckey, problems)
-    problems = check_rows(rows, card.classes, str(ddir / MANIFEST))
-    if problems:
-        raise ManifestError(ckey, problems)
+    if check_rows(rows, card.classes, str(ddir / MANIFEST)):  # report every problem, files included
+        raise ManifestError(ckey, _scan(ckey, root, card, image_size=None, resize_masks=resize_masks).problems)
     cpath = ddir / ".cache" / f"{image_size}{'r' if resize_masks else ''}.npz"
     fp = _fingerprint(ddir, mdir, rows, (ddir / MANIFEST).read_bytes(), f"{image_size}|{resize_masks}")
     arrays = None

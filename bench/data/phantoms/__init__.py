@@ -26,7 +26,7 @@ from bench.data.phantoms.cues import CUES, add_cue
 from bench.registry import Registry
 
 # Bump when any phantom's drawing changes: prepared phantoms with an older version are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 PHANTOMS: Registry = Registry("phantom")
 PHANTOMS.register("lidc_idri", ct.lidc_idri, modality="CT", colour=False)

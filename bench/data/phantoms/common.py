@@ -28,6 +28,16 @@ class Sample:
     info: dict = field(default_factory=dict)  # latent values (for docs and debugging; not written)
 
 
+def streams(rng: np.random.Generator) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Three independent generators from one: background, lesion, finish (noise, gain, artefacts).
+
+    Every phantom draws its background and its finishing from their own streams, so two images with
+    the same generator but different classes are identical outside their lesions (a tested property).
+    """
+    seeds = rng.integers(0, 2**63 - 1, size=3)
+    return tuple(np.random.default_rng(int(s)) for s in seeds)  # type: ignore[return-value]
+
+
 def image_rng(seed: int, key: str, index: int) -> np.random.Generator:
     """The generator of image ``index`` of phantom ``key``: independent of every other image."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode()), int(index)])

@@ -14,6 +14,7 @@ import numpy as np
 from bench.data.phantoms.common import (
     SIZE,
     Sample,
+    streams,
     erode,
     gauss_spots,
     grid,
@@ -114,11 +115,12 @@ def _nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(8.
 
 def lidc_idri(rng: np.random.Generator, label: str) -> Sample:
     """Benign: m ~ U(0, 0.55); Malignant: m ~ U(0.45, 1). The overlap caps accuracy near 90%."""
-    img, lung, geo = chest_ct(rng)
-    m = rng.uniform(0.0, 0.55) if label == "Benign" else rng.uniform(0.45, 1.0)
-    alpha, value, (cy, cx, r0) = _nodule(rng, lung, m)
+    bg, les, fin = streams(rng)
+    img, lung, geo = chest_ct(bg)
+    m = les.uniform(0.0, 0.55) if label == "Benign" else les.uniform(0.45, 1.0)
+    alpha, value, (cy, cx, r0) = _nodule(les, lung, m)
     img = paint(img, alpha, value)
-    img = finish_ct(img, rng)
+    img = finish_ct(img, fin)
     return Sample(to_uint8(img), alpha > 0, {"m": m, "r0": r0})
 
 
@@ -151,12 +153,13 @@ def _ggo(rng: np.random.Generator, lung: np.ndarray, lungs_soft: np.ndarray, s: 
 
 def cov_ct(rng: np.random.Generator, label: str) -> Sample:
     """COVID-19: ground glass of strength s ~ U(0.12, 1) (the faintest are near invisible); Normal: none."""
-    img, lung, geo = chest_ct(rng, vessels=(24, 44))
+    bg, les, fin = streams(rng)
+    img, lung, geo = chest_ct(bg, vessels=(24, 44))
     if label == "Normal":
-        return Sample(to_uint8(finish_ct(img, rng)), None, {})
-    s = rng.uniform(0.12, 1.0)
-    alpha, delta = _ggo(rng, lung, lung.astype(np.float32), s)
+        return Sample(to_uint8(finish_ct(img, fin)), None, {})
+    s = les.uniform(0.12, 1.0)
+    alpha, delta = _ggo(les, lung, lung.astype(np.float32), s)
     img = img + alpha * delta
-    img = finish_ct(img, rng)
+    img = finish_ct(img, fin)
     mask = alpha > 0
     return Sample(to_uint8(img), mask if mask.any() else None, {"s": s})

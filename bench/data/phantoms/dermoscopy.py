@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.phantoms.common import SIZE, Sample, gauss_spots, grid, paint, smooth_field, star_alpha, to_uint8
+from bench.data.phantoms.common import SIZE, Sample, gauss_spots, grid, paint, smooth_field, star_alpha, streams, to_uint8
 
 # base colour, look-alike class, border irregularity
 PROTOS = {
@@ -95,20 +95,20 @@ def _lesion(rng, label, cy, cx, r, strength):
 
 
 def ham10000(rng: np.random.Generator, label: str) -> Sample:
-    img = skin(rng)
-    cy, cx = 64 + rng.uniform(-10, 10), 64 + rng.uniform(-10, 10)
-    r = rng.uniform(20, 32)
-    irregular = PROTOS[label][2] * rng.uniform(0.5, 1.5)
-    alpha = star_alpha(cy, cx, r, harmonics=irregular * rng.uniform(0.3, 1, 4) / np.arange(1, 5) ** 0.5,
-                       phases=rng.uniform(0, 2 * np.pi, 4), aspect=rng.uniform(0.75, 1.0),
-                       angle=rng.uniform(0, np.pi), edge=4.0)
-    strength = rng.uniform(0.35, 1.0)
-    img = paint(img, alpha * rng.uniform(0.8, 0.95), _lesion(rng, label, cy, cx, r, strength))
-    # hair and bubbles: the same for every class, over skin and lesion alike
-    nh = int(rng.integers(0, 7))
+    bg, les, fin = streams(rng)
+    img = skin(bg)
+    cy, cx = 64 + les.uniform(-10, 10), 64 + les.uniform(-10, 10)
+    r = les.uniform(20, 32)
+    irregular = PROTOS[label][2] * les.uniform(0.5, 1.5)
+    alpha = star_alpha(cy, cx, r, harmonics=irregular * les.uniform(0.3, 1, 4) / np.arange(1, 5) ** 0.5,
+                       phases=les.uniform(0, 2 * np.pi, 4), aspect=les.uniform(0.75, 1.0),
+                       angle=les.uniform(0, np.pi), edge=4.0)
+    strength = les.uniform(0.35, 1.0)
+    img = paint(img, alpha * les.uniform(0.8, 0.95), _lesion(les, label, cy, cx, r, strength))
+    # hair: the same for every class, over skin and lesion alike
+    nh = int(fin.integers(0, 7))
     if nh:
-        yy, xx = grid()
-        hair = _lines(rng, nh, 64, 64, 120, 140, 0.45, 0.05)
+        hair = _lines(fin, nh, 64, 64, 120, 140, 0.45, 0.05)
         img = paint(img, hair * 0.9, np.array((0.12, 0.08, 0.06), np.float32))
-    img = img + rng.normal(0, 0.012, img.shape).astype(np.float32)
+    img = img + fin.normal(0, 0.012, img.shape).astype(np.float32)
     return Sample(to_uint8(img), alpha > 0, {"strength": strength})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.phantoms.common import SIZE, Sample, gauss_spots, grid, paint, smooth_field, star_alpha, to_uint8
+from bench.data.phantoms.common import SIZE, Sample, gauss_spots, grid, paint, smooth_field, star_alpha, streams, to_uint8
 
 # cytoplasm colour, nucleus colour, look-alike class
 PROTOS = {
@@ -86,7 +86,8 @@ def _nucleus(rng: np.random.Generator, label: str, cy: float, cx: float, R: floa
 
 
 def cells(rng: np.random.Generator, label: str) -> Sample:
-    img, tint = smear(rng)
+    bg, rng, fin = streams(rng)  # the leukocyte is drawn from the lesion stream (named rng below)
+    img, tint = smear(bg)
     cyto_c, nuc_c, other = PROTOS[label]
     lam = rng.uniform(0, 0.55)
     cyto_c = (1 - lam) * np.array(cyto_c) + lam * np.array(PROTOS[other][0])
@@ -122,7 +123,7 @@ def cells(rng: np.random.Generator, label: str) -> Sample:
         nuc = paint(nuc, np.clip(nl, 0, 1) * 0.6, np.array((0.72, 0.66, 0.88), np.float32) * tint)
     lesion = paint(cyto, nucleus, nuc)
     img = paint(img, cell, lesion)
-    img = img * rng.uniform(0.92, 1.06) + rng.normal(0, rng.uniform(0.005, 0.02), img.shape).astype(np.float32)
+    img = img * fin.uniform(0.92, 1.06) + fin.normal(0, fin.uniform(0.005, 0.02), img.shape).astype(np.float32)
     return Sample(to_uint8(img), cell > 0, {"lambda": lam, "borrow": borrow})
 
 

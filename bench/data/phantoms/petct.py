@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.phantoms.common import Sample, gauss_spots, grid, paint, smooth_field, star_alpha, to_uint8
+from bench.data.phantoms.common import Sample, gauss_spots, grid, paint, smooth_field, streams, to_uint8
 from bench.data.phantoms.ct import _nodule, chest_ct, finish_ct
 
 
@@ -22,24 +22,26 @@ def hot(x: np.ndarray) -> np.ndarray:
 
 
 def pet_ct(rng: np.random.Generator, label: str) -> Sample:
-    img, lung, geo = chest_ct(rng)
+    bg, les, fin = streams(rng)
+    img, lung, geo = chest_ct(bg)
     yy, xx = grid()
-    m = rng.uniform(0.0, 0.8)  # CT morphology: same distribution for both classes
-    alpha, value, (cy, cx, r0) = _nodule(rng, lung, m, r_range=(8.0, 13.0))
-    ct = finish_ct(paint(img, alpha, value), rng)
-    # PET background: body, blood pool, myocardium (class-independent hot spot)
+    # PET background: body, lungs, myocardium (a class-independent hot spot)
     d = np.sqrt(((xx - geo["cx"]) / geo["a"]) ** 2 + ((yy - geo["cy"]) / geo["b"]) ** 2)
     body = np.clip((1 - d) * geo["b"] / 2, 0, 1)
-    pet = body * (0.08 + 0.02 * smooth_field(rng, 6)) * (1 - 0.6 * lung)
-    hy, hx = geo["cy"] - geo["b"] * 0.15, geo["cx"] + rng.uniform(-3, 3)
-    pet = pet + gauss_spots(np.array([hy]), np.array([hx]), np.array([rng.uniform(5, 8)]),
-                            np.array([rng.uniform(0.05, 0.85)]))
-    pet = pet * rng.uniform(0.85, 1.15)
-    u = rng.uniform(0.05, 0.55) if label == "Benign" else rng.uniform(0.45, 1.0)
+    pet = body * (0.08 + 0.02 * smooth_field(bg, 6)) * (1 - 0.6 * lung)
+    hy, hx = geo["cy"] - geo["b"] * 0.15, geo["cx"] + bg.uniform(-3, 3)
+    pet = pet + gauss_spots(np.array([hy]), np.array([hx]), np.array([bg.uniform(5, 8)]),
+                            np.array([bg.uniform(0.05, 0.85)]))
+    pet = pet * bg.uniform(0.85, 1.15)
+    # the nodule: CT look from one distribution for both classes, uptake by class
+    m = les.uniform(0.0, 0.8)
+    alpha, value, (cy, cx, r0) = _nodule(les, lung, m, r_range=(8.0, 13.0))
+    u = les.uniform(0.05, 0.55) if label == "Benign" else les.uniform(0.45, 1.0)
     dist = np.hypot(yy - cy, xx - cx)
     peak = u * (0.65 + 0.35 * np.exp(-0.5 * (dist / max(r0 * 0.6, 1)) ** 2))
+    ct = finish_ct(paint(img, alpha, value), fin)
     pet = paint(pet, alpha, peak)
-    pet = pet + rng.normal(0, 0.02, pet.shape).astype(np.float32) * (body > 0)
+    pet = pet + fin.normal(0, 0.02, pet.shape).astype(np.float32) * (body > 0)
     w = 0.5
     rgb = (1 - w) * np.clip(ct, 0, 1)[..., None] + w * hot(pet)
     return Sample(to_uint8(rgb), alpha > 0, {"u": u, "m": m})

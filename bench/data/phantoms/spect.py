@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.phantoms.common import SIZE, Sample, grid, smooth_field, to_uint8
+from bench.data.phantoms.common import Sample, grid, smooth_field, streams, to_uint8
 
 _STOPS = np.array([0.0, 0.15, 0.35, 0.55, 0.75, 0.9, 1.0])
 _COLS = np.array([
@@ -38,6 +38,7 @@ def _angdist(t: np.ndarray, t0: float) -> np.ndarray:
 
 
 def mpip(rng: np.random.Generator, label: str) -> Sample:
+    rng, les, fin = streams(rng)  # background from "rng", the defect from "les", noise from "fin"
     yy, xx = grid()
     cy, cx = 64 + rng.uniform(-2, 2), 64 + rng.uniform(-2, 2)
     R = rng.uniform(54, 59)
@@ -53,18 +54,18 @@ def mpip(rng: np.random.Generator, label: str) -> Sample:
     mask = None
     info: dict = {}
     if label != "Normal":
-        t0 = rng.uniform(-np.pi, np.pi)
-        hw = np.deg2rad(rng.uniform(25, 60))
-        r1, r2 = rng.uniform(0.0, 0.35), rng.uniform(0.7, 1.0)
+        t0 = les.uniform(-np.pi, np.pi)
+        hw = np.deg2rad(les.uniform(25, 60))
+        r1, r2 = les.uniform(0.0, 0.35), les.uniform(0.7, 1.0)
         ramp = 4.0 / R  # border ramp (inside the sector) in units of r
         a_ang = np.clip((hw - _angdist(t, t0)) * np.maximum(r, 1e-3) * R / 4.0, 0, 1)
         a_rad = np.clip(np.minimum(r - r1, r2 - r) / ramp, 0, 1) if r1 > 0 else np.clip((r2 - r) / ramp, 0, 1)
         alpha = (a_ang * a_rad * (r < 1)).astype(np.float32)
-        d = rng.uniform(0.12, 0.5)
+        d = les.uniform(0.12, 0.5)
         core = 0.7 + 0.3 * np.clip(1 - _angdist(t, t0) / hw, 0, 1)
         f = f * (1 - alpha * d * core)
         mask = alpha > 0
         info = {"depth": d}
-    f = f + rng.normal(0, 0.012, f.shape).astype(np.float32)
+    f = f + fin.normal(0, 0.012, f.shape).astype(np.float32)
     img = rainbow(f) * disc[..., None]
     return Sample(to_uint8(img), mask, info)

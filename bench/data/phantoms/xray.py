@@ -24,6 +24,7 @@ from bench.data.phantoms.common import (
     random_point_in,
     smooth_field,
     star_alpha,
+    streams,
     to_uint8,
 )
 
@@ -124,16 +125,17 @@ def _pattern(rng: np.random.Generator, label: str, cy: float, cx: float, r: floa
 
 
 def cov_x(rng: np.random.Generator, label: str) -> Sample:
-    img, lung, lung_soft = chest_xray(rng)
+    bg, les, fin = streams(rng)
+    img, lung, lung_soft = chest_xray(bg)
     if label == NORMAL:
-        return Sample(to_uint8(finish_xray(img, rng)), None, {})
-    r = rng.uniform(10, 17)
+        return Sample(to_uint8(finish_xray(img, fin)), None, {})
+    r = les.uniform(10, 17)
     where = erode(lung, r * 0.6)
-    p = random_point_in(where if where.any() else lung, rng)
+    p = random_point_in(where if where.any() else lung, les)
     cy, cx = p if p is not None else (50.0, 40.0)
-    alpha = star_alpha(cy, cx, r, harmonics=rng.uniform(0, 0.15, 3), phases=rng.uniform(0, 2 * np.pi, 3),
-                       aspect=rng.uniform(0.7, 1.0), angle=rng.uniform(0, np.pi), edge=3.0)
+    alpha = star_alpha(cy, cx, r, harmonics=les.uniform(0, 0.15, 3), phases=les.uniform(0, 2 * np.pi, 3),
+                       aspect=les.uniform(0.7, 1.0), angle=les.uniform(0, np.pi), edge=3.0)
     alpha = alpha * np.clip(lung_soft * 1.5, 0, 1)  # the opacity stays inside the lung
-    s = rng.uniform(0.4, 1.0)
-    img = img + alpha * _pattern(rng, label, cy, cx, r, s)
-    return Sample(to_uint8(finish_xray(img, rng)), alpha > 0, {"s": s, "r": r})
+    s = les.uniform(0.4, 1.0)
+    img = (img + alpha * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
+    return Sample(to_uint8(finish_xray(img, fin)), alpha > 0, {"s": s, "r": r})
