@@ -95,7 +95,11 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[Row], list[Problem]]:
         return [], [Problem(str(path), None, "no manifest.csv (is the dataset prepared? see `bench prepare`)")]
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        return [], [Problem(str(path), line, f"the manifest is not UTF-8 text ({exc.reason} at byte {exc.start}: "
+                                             f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8")]
+    except OSError as exc:
         return [], [Problem(str(path), None, f"cannot read the manifest: {exc}")]
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
@@ -120,6 +124,11 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[dict], *, columns: It
         c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)
     ]
     path = Path(path)
+    bad = [v for r in rows for v in (str(r.get(c, "")) for c in cols) if not _is_utf8(v)]
+    if bad:  # file names the OS gave us as bytes that are not UTF-8 (surrogate-escaped)
+        shown = ", ".join(repr(os.fsencode(v)) for v in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        raise ValueError(f"{len(bad)} file name(s) are not valid UTF-8 and cannot be listed in {path.name}: {shown}; "
+                         "rename them to UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest RAW_DIR`) and prepare again")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
@@ -127,6 +136,14 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[dict], *, columns: It
         for r in rows:
             w.writerow({c: r.get(c, "") for c in cols})
     return path
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def check_rows(rows: list[Row], classes: Iterable[str], manifest: str) -> list[Problem]:

@@ -10,6 +10,7 @@ already prepared with the same options (and generator version) is returned as is
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -20,33 +21,36 @@ from pathlib import Path
 from bench.data.cards import canonical_key, load_card, split_key
 from bench.data.paths import INFO, MANIFEST, data_root, dataset_dir, masks_dir
 
-_LOCK_STALE_S = 600.0
-
-
 @contextlib.contextmanager
 def _lock(path: Path, timeout: float = 900.0):
+    """Hold an exclusive ``flock`` on ``path``: the kernel releases it when the holder dies, even by
+    SIGKILL, so a killed ``prepare`` never blocks the next one. The file itself is left in place
+    (unlinking it would let a waiter lock a stale inode while a newcomer locks a fresh one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            break
-        except FileExistsError:
+    with open(path, "a+") as fh:
+        while True:
             try:
-                if time.time() - path.stat().st_mtime > _LOCK_STALE_S:
-                    path.unlink(missing_ok=True)  # left by a killed process
-                    continue
-            except FileNotFoundError:
-                continue
-            if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"{path} is held by another `bench prepare`; remove it if no such process runs") from None
-            time.sleep(0.2)
-    try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > timeout:
+                    raise TimeoutError(f"{path} is held by another `bench prepare` of the same dataset "
+                                       f"for over {timeout:.0f} s; wait for it to finish") from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
         yield
-    finally:
-        path.unlink(missing_ok=True)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Remove ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` folders left by a killed ``prepare`` (call under the lock)."""
+    for d in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    for d in final.parent.glob(f".{final.name}.old-*"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def read_info(key: str, root: str = "") -> dict:
@@ -140,8 +144,8 @@ def prepare(
             return final  # prepared by another process meanwhile
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         mtmp = mfinal.with_name(f".{mfinal.name}.tmp-{os.getpid()}")
-        for d in (tmp, mtmp):
-            shutil.rmtree(d, ignore_errors=True)
+        _remove_leftovers(final)
+        _remove_leftovers(mfinal)
         t0 = time.perf_counter()
         try:
             if synthetic:
