@@ -338,8 +338,9 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[nn.Module
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError for code, RuntimeError for a corrupt zip
+        why = (str(exc).strip().splitlines() or ["an empty or truncated file"])[0]  # EOFError has no message
         raise ValueError(
-            f"{path}: refused to load: {type(exc).__name__}: {str(exc).splitlines()[0]} "
+            f"{path}: refused to load: {type(exc).__name__}: {why} "
             "(checkpoints must hold only tensors and plain data; bench never unpickles code)"
         ) from None
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
