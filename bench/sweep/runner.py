@@ -67,7 +67,7 @@ def run_suite(
         if report:
             from bench.report import build_report
 
-            build_report(out)
+            build_report(out, n_resamples=suite.report.bootstrap)
     return results
 
 
@@ -108,6 +108,10 @@ def _run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None
             try:
                 execute(job, store)
                 ran[job.stage] += 1
+                if job.stage == "explain":  # images the method failed on: excluded, and logged here
+                    meta = json.loads((store.path(job.stage, job.key) / "images.json").read_text())
+                    for image_id, error in meta.get("errors", {}).items():
+                        _log_error(out, job, error, image_id=image_id)
             except KeyboardInterrupt:
                 bar.close()
                 raise
