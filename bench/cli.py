@@ -59,8 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError, OSError, RuntimeError) as exc:
         if os.environ.get("BENCH_DEBUG"):
             raise
-        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bench {args.command}: error: {exc}{_hint(exc)}", file=sys.stderr)
         return 1
+
+
+def _hint(exc: BaseException) -> str:
+    """What to do about an error of the file system (a full disk, a folder that cannot be written)."""
+    import errno
+
+    code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return (" (the disk or quota is full: free some space, or pass --out on another disk; what was already"
+                " written is kept, and running the same command again resumes)")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return " (that folder cannot be written: pass a writable --out, or fix its permissions)"
+    return ""
 
 
 if __name__ == "__main__":

@@ -297,6 +297,13 @@ def leaderboard_markdown(
                 table.append(row)
             parts.append(f"\n## {metric} ({dirn} is better){prefix}\n\n")
             parts.append(markdown_table(table, columns=["method", *datasets]))
+    excluded = board[board["n_excluded"] > 0]
+    if len(excluded):  # images an error kept out of every mean above
+        per = excluded.groupby(["dataset", "model", "method"], sort=True)["n_excluded"].max().reset_index()
+        parts.append("\n## Excluded images\n\nImages never scored (e.g. the method failed on them), per dataset and "
+                     "method; the reason for each is in `errors.jsonl` and in the scorecard's 'Errors and "
+                     "exclusions' section.\n\n")
+        parts.append(markdown_table(per.rename(columns={"n_excluded": "images excluded"}).to_dict("records")))
     return "".join(parts)
 
 
