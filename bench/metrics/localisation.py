@@ -363,22 +363,23 @@ def _ap_kernel(s, m, area, mn, mx, size, ws):
     inside = ws.get("inside", srt.shape, bool)
     np.bitwise_and(srt, 1, out=inside, casting="unsafe")
     np.logical_not(inside, out=inside)
-    pos = np.flatnonzero(inside)  # mask pixels, ascending score within each row
-    row = np.repeat(np.arange(n), area)
-    col = pos - row * N
+    pos = np.flatnonzero(inside)  # mask pixels in ascending score order, row after row
+    starts = np.cumsum(area) - area  # where each row's mask pixels begin in ``pos``
     ordinal = np.arange(pos.size)
-    before = ordinal - np.repeat(np.cumsum(area) - area, area)  # mask pixels earlier in this row
+    before = ordinal - np.repeat(starts, area)  # mask pixels earlier in the same row
+    row_end = np.repeat((np.arange(n) + 1) * N, area)  # flat index just past the row
     # A tie group's mask pixels come first in it, so a group starts at its first mask pixel unless
-    # that pixel is the first of its row or follows a smaller value.
-    first = (flat[pos - 1] >> 1) != (flat[pos] >> 1)
-    first |= col == 0
+    # that pixel is the first of its row or follows a smaller value (same value: xor >> 1 == 0).
+    first = ((flat[pos] ^ flat[pos - 1]) >> 1) != 0
+    first[starts] = True
     if first.all():  # no ties among mask pixels
-        start, below = col, before
+        start, below = pos, before
     else:
         lead = np.maximum.accumulate(np.where(first, ordinal, 0))
-        start, below = col[lead], before[lead]
-    precision = (area[row] - below) / (N - start)  # |mask & s >= v| / |s >= v|
-    return np.bincount(row, weights=precision, minlength=n) / area, None
+        start, below = pos[lead], before[lead]
+    # precision of {s >= v} for each mask pixel's value v: |mask & s >= v| / |s >= v|
+    precision = (np.repeat(area, area) - below) / (row_end - start)
+    return np.add.reduceat(precision, starts) / area, None
 
 
 # --------------------------------------------------------------------------------------------------
