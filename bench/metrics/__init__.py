@@ -25,6 +25,9 @@ Generic calling convention (what the sweep does):
       out = deletion_insertion(model, images, saliency, targets, **options)
       values, degenerate = out[meta["output"]], out["degenerate"]
 
+  Here ``degenerate`` only flags constant / non-finite maps; their curves are still computed (a
+  constant map deletes pixels in row-major order). ``out`` also holds the curves for curves.parquet.
+
   (``METRICS.get("deletion")`` is also callable on its own, at the cost of both curves.)
 
 The sanity check :func:`randomisation_test` scores a method, not an image, so it is not registered.
