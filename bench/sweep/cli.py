@@ -16,6 +16,10 @@ def add_commands(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a suite key, e.g. --set train.epochs=2 --set explain.max_images=8")
     p.add_argument("--no-report", action="store_true", help="skip rebuilding the leaderboards and scorecard")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="run the jobs here one at a time (local, default) or as Ray tasks (ray; pip install -e .[ray])")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --backend ray: the Ray cluster to use (e.g. auto, ray://head:10001); default: start a local one")
     p.set_defaults(handler=_cmd_run)
 
 
@@ -29,7 +33,7 @@ def _cmd_run(args) -> int:
     suite = load_suite(args.suite, args.overrides)
     out = Path(args.out) if args.out else default_out(suite)
     t0 = time.perf_counter()
-    results = run_suite(suite, out=out, report=not args.no_report)
+    results = run_suite(suite, out=out, report=not args.no_report, backend=args.backend, address=args.address)
     info = json.loads((out / "run.json").read_text())
     stats = info["stats"]
     if (out / "classification.md").is_file():

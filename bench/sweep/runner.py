@@ -43,6 +43,8 @@ def run_suite(
     overrides: list[str] | tuple[str, ...] = (),
     progress: bool | None = None,
     report: bool = True,
+    backend: Any = "local",
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Run ``suite`` (a :class:`Suite`, a built-in name or a TOML path) into ``out``; return the results table.
 
@@ -50,7 +52,12 @@ def run_suite(
     ``gallery/*.npz``, ``errors.jsonl``, ``run.json`` and (``report=True``) the leaderboards and
     ``scorecard.html``. Failed jobs are recorded in ``errors.jsonl`` and their dependents skipped;
     the other jobs still run. ``RunSummary``-like counts are in ``run.json``.
+
+    ``backend``: ``"local"`` (this process, one job at a time) or ``"ray"`` (each job a Ray task; on the
+    cluster at ``address``, else a local Ray instance; or a :class:`bench.sweep.ray_backend.RayBackend`
+    with more options). Both use the same store and give the same results.
     """
+    ray_backend = _ray_backend(backend, address)
     if not isinstance(suite, Suite):
         suite = load_suite(suite, overrides)
     out = Path(out) if out is not None else default_out(suite)
@@ -60,7 +67,12 @@ def run_suite(
         store = JobStore(out)
         store.sweep_partials()
         jobs = plan(suite)
-        stats = _run_jobs(jobs, store, out, progress)
+        if ray_backend is None:
+            stats = _run_jobs(jobs, store, out, progress)
+        else:
+            from bench.sweep.ray_backend import run_jobs
+
+            stats = run_jobs(jobs, store, out, progress, ray_backend)
         t_jobs = time.perf_counter() - t_start
         results = assemble(suite, jobs, store, out)
         _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start)
@@ -69,6 +81,20 @@ def run_suite(
 
             build_report(out, n_resamples=suite.report.bootstrap)
     return results
+
+
+def _ray_backend(backend: Any, address: str | None):
+    """``None`` for the local backend, else the :class:`RayBackend` to use (Ray imported: it must be installed)."""
+    if backend == "local" and address is None:
+        return None
+    from bench.sweep.ray_backend import RayBackend, import_ray
+
+    if backend == "ray":
+        backend = RayBackend(address=address)
+    if not isinstance(backend, RayBackend):
+        raise ValueError(f"backend must be 'local' or 'ray' (got {backend!r}); --address needs --backend ray")
+    import_ray()
+    return backend
 
 
 def check_prepared(suite: Suite) -> None:

@@ -1,0 +1,284 @@
+"""Run the sweep's job graph on Ray: the same jobs, the same store, the same results as a local run.
+
+The driver (the process that called :func:`bench.sweep.run_suite`) plans the jobs, holds the run
+lock, and submits every job not yet stored as one Ray task: ``run_job(job, out, ...)`` calls the
+same :func:`bench.sweep.jobs.execute` as the local loop, which writes the job's outputs atomically
+into ``<out>/cache`` (so ``--out`` must be a folder every node sees). A job's upstream tasks are
+passed as ``ObjectRef`` arguments, so Ray starts it as soon as its inputs are stored, on whichever
+node has the resources it asks for; jobs whose inputs are ready run in parallel. Assembling the
+results and building the report stay in the driver and reuse the local code.
+
+- Resources: ``cpus_per_task`` CPUs per task (default 1); train, explain and sanity jobs also ask
+  for one GPU when the cluster has any.
+- Threads: Ray sets ``OMP_NUM_THREADS`` to a task's CPU count (1 by default), and torch's CPU
+  results change at the bit level with the thread count. Each task therefore sets torch's threads
+  to what a local run would use (``train.threads`` of the suite, else torch's default in the driver)
+  when Ray runs on this machine alone, so a Ray run reproduces a local run exactly; on a multi-node
+  cluster it uses ``train.threads`` or the task's CPU count (pin ``train.threads`` to make runs on
+  different machines use the same count).
+- Failures: a task whose job raises records the error (``errors.jsonl``, as the local runner does)
+  and its dependents are skipped; a worker process that dies (killed, out of memory, node lost) is
+  retried by Ray up to ``max_retries`` times, and since outputs are renamed into place only when
+  complete, the retry starts from a clean slate. A task finding its job already stored does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.sweep.cache import STAGE_SOURCES, JobStore, code_version
+from bench.sweep.jobs import Job, execute
+
+GPU_STAGES = ("train", "explain", "sanity")
+INSTALL_HINT = "pip install -e .[ray]  (or: pip install 'ray[default]>=2.9')"
+
+
+class RayNotInstalled(RuntimeError):
+    """``backend="ray"`` without Ray installed."""
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayNotInstalled(
+            f"--backend ray needs Ray, which is not installed ({exc}); install the extra: {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+@dataclass(frozen=True)
+class RayBackend:
+    """Options of the Ray backend (``run_suite(..., backend=RayBackend(...))``; ``backend="ray"`` = defaults).
+
+    Args:
+        address: a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); ``None``
+            starts a local Ray instance (or joins the one ``RAY_ADDRESS`` names, as ``ray.init`` does).
+        cpus_per_task: CPUs each job asks for.
+        gpus: ``None`` = one GPU for train/explain/sanity jobs when the cluster has GPUs; ``False`` = never.
+        max_retries: how often Ray re-runs a job whose worker process died.
+        threads: torch CPU threads in each task; ``None`` = as described in the module docstring.
+        init: extra keyword arguments for ``ray.init`` (e.g. ``{"num_cpus": 2}``).
+    """
+
+    address: str | None = None
+    cpus_per_task: float = 1
+    gpus: bool | None = None
+    max_retries: int = 3
+    threads: int | None = None
+    init: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# the task (runs in a Ray worker)
+
+
+def run_job(job: Job, out: str, threads: int, versions: dict[str, str], tracker, *upstream: dict) -> dict[str, Any]:
+    """Run one job into the store at ``out`` unless it is stored; ``upstream`` = its dependencies' results."""
+    blocked = [u["key"] for u in upstream if u["status"] in ("failed", "skipped")]
+    if blocked:
+        return {"key": job.key, "status": "skipped", "blocked": blocked[0]}
+    store = JobStore(out)
+    if store.done(job.stage, job.key):
+        return {"key": job.key, "status": "cached"}
+    if tracker is not None:
+        tracker.started.remote(job.key)
+    t = time.perf_counter()
+    try:
+        mine = {s: code_version(s) for s in versions}
+        if mine != versions:
+            raise RuntimeError(
+                f"this worker ({socket.gethostname()}) has other bench sources than the driver had when it planned "
+                f"the sweep (code versions {mine} != {versions}): the sources were edited during the run, or the "
+                "nodes have different revisions; install one revision on every node and run again"
+            )
+        import torch
+
+        if threads > 0 and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        execute(job, store)
+        return {"key": job.key, "status": "ok", "seconds": time.perf_counter() - t, "node": socket.gethostname()}
+    except Exception as exc:  # noqa: BLE001 - one failed job must not stop the sweep
+        return {"key": job.key, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(), "seconds": time.perf_counter() - t}
+
+
+class _Tracker:
+    """Which jobs have started (for the progress display); an actor that needs no CPU."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def started(self, key: str) -> None:
+        self.keys.add(key)
+
+    def get(self) -> set[str]:
+        return self.keys
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None,
+             backend: RayBackend | None = None) -> dict[str, Any]:
+    """Run the jobs of ``jobs`` not yet in ``store`` as Ray tasks; return the same stats as the local loop."""
+    from bench.sweep.runner import _log_error  # the local runner's record format
+
+    ray = import_ray()
+    backend = backend or RayBackend()
+    todo = [j for j in jobs if not store.done(j.stage, j.key)]
+    owns = not ray.is_initialized()
+    t_init = time.perf_counter()
+    if owns:
+        ctx = ray.init(address=backend.address, **{"log_to_driver": True, **backend.init})
+        url = getattr(ctx, "dashboard_url", "") or ""
+    else:
+        url = ""
+    startup = time.perf_counter() - t_init
+    try:
+        info = _cluster_info(ray)
+        if url:
+            print(f"bench: Ray dashboard at http://{url.removeprefix('http://')}", file=sys.stderr, flush=True)
+        threads = _thread_plan(jobs, backend, info)
+        stats = _drive(ray, todo, store, out, progress, backend, info, threads, _log_error)
+    finally:
+        if owns:
+            ray.shutdown()
+    stats.update(jobs=len(jobs), skipped_done=len(jobs) - len(todo))
+    stats["ray"] = {**info, "startup_seconds": startup, "dashboard": url or "",
+                    "cpus_per_task": backend.cpus_per_task, "max_retries": backend.max_retries}
+    return stats
+
+
+def _cluster_info(ray) -> dict[str, Any]:
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    res = ray.cluster_resources()
+    here = {socket.gethostname(), "127.0.0.1"}
+    try:
+        here.add(ray.util.get_node_ip_address())
+    except Exception:  # noqa: BLE001 - only used to tell "this machine alone"
+        pass
+    local = len(nodes) == 1 and (nodes[0].get("NodeManagerAddress") in here or nodes[0].get("NodeManagerHostname") in here)
+    return {"nodes": len(nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0), "single_local_node": local}
+
+
+def _thread_plan(jobs: list[Job], backend: RayBackend, info: dict) -> dict[str, int]:
+    """torch threads per job key (see the module docstring)."""
+    import torch
+
+    if backend.threads is not None:
+        return {j.key: backend.threads for j in jobs}
+    fallback = torch.get_num_threads() if info["single_local_node"] else max(int(backend.cpus_per_task), 1)
+    per_train = {j.key: int(j.spec["config"]["train"].get("threads", 0) or 0) for j in jobs if j.stage == "train"}
+    plan = {}
+    for j in jobs:
+        tkey = j.key if j.stage == "train" else dict(j.deps).get("train", "")
+        plan[j.key] = per_train.get(tkey) or fallback
+    return plan
+
+
+def _counts(started: set[str], finished: set[str], pending: dict) -> str:
+    running = len(started - finished)
+    return f"{running} running, {max(len(pending) - running, 0)} queued"
+
+
+def _drive(ray, todo, store, out, progress, backend, info, threads, log_error) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    use_gpu = info["gpus"] > 0 if backend.gpus is None else bool(backend.gpus and info["gpus"] > 0)
+    opts = {"num_cpus": backend.cpus_per_task, "max_retries": backend.max_retries}
+    cpu_task = ray.remote(**opts)(run_job)
+    gpu_task = ray.remote(num_gpus=1, **opts)(run_job) if use_gpu else cpu_task  # max_calls=1: a fresh process per GPU job
+    try:
+        tracker = ray.remote(num_cpus=0)(_Tracker).remote()
+    except Exception:  # noqa: BLE001 - progress only
+        tracker = None
+    versions = {s: code_version(s) for s in STAGE_SOURCES}
+    refs: dict[str, Any] = {}
+    pending: dict[Any, Job] = {}
+    for job in todo:  # plan order: every job after its dependencies
+        task = gpu_task if job.stage in GPU_STAGES else cpu_task
+        ups = [refs[k] for _, k in job.deps if k in refs]
+        ref = task.remote(job, str(out), threads[job.key], versions, tracker, *ups)
+        refs[job.key] = ref
+        pending[ref] = job
+
+    failed: set[str] = set()
+    seconds: Counter = Counter()
+    ran: Counter = Counter()
+    tty = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=len(todo), disable=not tty, unit="job", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    finished: set[str] = set()
+    started: set[str] = set()
+    last_poll = 0.0
+    n = 0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if tracker is not None and time.perf_counter() - last_poll > 1.0:
+                try:
+                    started = ray.get(tracker.get.remote(), timeout=5)
+                except Exception:  # noqa: BLE001 - progress only
+                    pass
+                last_poll = time.perf_counter()
+                if not ready:  # long jobs: keep the running / queued counts fresh between completions
+                    bar.set_postfix_str(_counts(started, finished, pending))
+            for ref in ready:
+                job = pending.pop(ref)
+                n += 1
+                finished.add(job.key)
+                try:
+                    res = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - the worker died max_retries + 1 times, or a dependency did
+                    # a dependency that failed or never finished: this job did not run at all
+                    dep = next((k for _, k in job.deps if k in failed or (k in refs and k not in finished)), "")
+                    res = ({"status": "skipped", "blocked": dep} if dep else
+                           {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": ""})
+                status = res["status"]
+                if status == "ok":
+                    ran[job.stage] += 1
+                    seconds[job.stage] += res["seconds"]
+                    if job.stage == "explain":  # images the method failed on: excluded, and logged (as locally)
+                        meta = json.loads((store.path(job.stage, job.key) / "images.json").read_text())
+                        for image_id, error in meta.get("errors", {}).items():
+                            log_error(out, job, error, image_id=image_id)
+                elif status == "skipped":
+                    failed.add(job.key)
+                    log_error(out, job, f"skipped: a job it depends on failed ({res['blocked']})")
+                elif status == "failed":
+                    failed.add(job.key)
+                    seconds[job.stage] += res.get("seconds", 0.0)
+                    log_error(out, job, res["error"], tb=res.get("traceback", ""))
+                    print(f"bench: job failed: {job.label}: {res['error']}", file=sys.stderr, flush=True)
+                bar.set_description(job.label[:60])
+                bar.set_postfix_str(_counts(started, finished, pending), refresh=False)
+                bar.update(1)
+                if not tty:
+                    elapsed = time.perf_counter() - t0
+                    eta = elapsed / n * (len(todo) - n)
+                    print(f"[{n}/{len(todo)}] {job.label} ({elapsed:.0f} s elapsed, ~{eta:.0f} s left; "
+                          f"{_counts(started, finished, pending)})", file=sys.stderr, flush=True)
+    except BaseException:
+        for ref in pending:  # Ctrl-C: stop this sweep's tasks (stored jobs stay stored)
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        raise
+    finally:
+        bar.close()
+    return {"ran": dict(ran), "failed": len(failed), "seconds_by_stage": dict(seconds), "backend": "ray",
+            "threads": sorted(set(threads.values()))}
+
+
+__all__ = ["GPU_STAGES", "RayBackend", "RayNotInstalled", "import_ray", "run_job", "run_jobs"]
