@@ -157,6 +157,7 @@ def _scan(key: str, root: str, card: DatasetCard, *, image_size: int | None, res
                 out[i] = _resize_mask(m, s)
         if r.confounder == "1" and not r.confounder_mask:
             problems.append(Problem(man, r.line, "confounder is 1 but confounder_mask is empty"))
+    problems.sort(key=lambda p: p.line or 0)  # in file order (stable: a row's problems keep their order)
     return _Scan(rows, problems, images, masks, conf)
 
 
