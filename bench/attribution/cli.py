@@ -40,7 +40,9 @@ def add_commands(sub) -> None:
 def _common(p: argparse.ArgumentParser, *, default_methods: str) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by bench train")
     p.add_argument("--dataset", default=None, help="dataset key (default: the checkpoint's)")
-    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    p.add_argument("--split", default="test",
+                   help="train, val, test or all (default test: the training run's test split)")
+    p.add_argument("--fold", type=int, default=0, help="cross-validation fold the checkpoint was trained on")
     p.add_argument("--root", default=None, help="data root (default: the checkpoint's, else BENCH_DATA_ROOT)")
     p.add_argument("--methods", default=default_methods,
                    help=f"comma-separated method names, or 'all' (default {default_methods})")
@@ -100,21 +102,35 @@ def _options(items: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _load(args) -> tuple[torch.nn.Module, dict, Any, list[str], torch.device]:
+    """The checkpoint's model on the device, its info, the dataset split, the class names, the device.
+
+    For the checkpoint's own dataset, ``--split train/val/test`` is the split the training run used
+    (``bench.train.resolve_split``: the manifest's split column, else the seeded grouped split of
+    ``--fold``); for another dataset it is the manifest's split column.
+    """
     from bench.data import load_dataset
     from bench.device import resolve_device
-    from bench.train import load_checkpoint
+    from bench.train import load_checkpoint, resolve_split
 
+    if args.split not in ("train", "val", "test", "all"):
+        raise ValueError(f"--split {args.split!r}: expected train, val, test or all")
     device = resolve_device(args.device)
     model, info = load_checkpoint(args.checkpoint)
     model = model.to(device).eval()
     cfg = info["config"]
-    key = args.dataset or _cfg(cfg, "data", "dataset")
+    own = _cfg(cfg, "data", "dataset")
+    key = args.dataset or own
     if not key:
         raise ValueError(f"{args.checkpoint}: no dataset in its config; pass --dataset")
     root = args.root if args.root is not None else (_cfg(cfg, "data", "root", "") or "")
     size = int(_cfg(cfg, "data", "image_size", 64))
-    split = None if args.split == "all" else args.split
-    data = load_dataset(key, root=root, image_size=size, split=split)
+    if args.split == "all":
+        data = load_dataset(key, root=root, image_size=size, split=None)
+    elif key == own and not isinstance(cfg, dict):
+        data = load_dataset(key, root=root, image_size=size, split=None)
+        data = data.subset(getattr(resolve_split(data, cfg, args.fold), args.split))
+    else:
+        data = load_dataset(key, root=root, image_size=size, split=args.split)
     if len(data.labels) == 0:
         raise ValueError(f"dataset {key!r} has no images in split {args.split!r}")
     class_names = list(info.get("class_names") or data.class_names)
@@ -209,6 +225,7 @@ def _cmd_explain(args) -> int:
         "checkpoint": str(args.checkpoint),
         "dataset": args.dataset or _cfg(info["config"], "data", "dataset"),
         "split": args.split,
+        "fold": args.fold,
         "image_size": list(images.shape[-2:]),
         "class_names": class_names,
         "target": args.target,

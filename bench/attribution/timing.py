@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,6 +48,7 @@ def time_methods(
     slow_seconds: float = 5.0,
     options: dict[str, dict] | None = None,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Milliseconds per image of each method on an FF-VGG19 built with ``width``/``head_units``.
 
@@ -100,6 +102,8 @@ def time_methods(
         floors += pair_floor
         per_method[name] = statistics.median(pair_method)
         ratios[name] = per_method[name] / statistics.median(pair_floor)
+        if progress:
+            progress(f"{name}: {per_method[name] * 1000 / batch:.2f} ms/image, x{ratios[name]:.2f} of forward+backward")
     floor = statistics.median(floors) if floors else _clock(forward_backward, dev, repeats)
     to_ms = 1000.0 / batch
     return {
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m] or None
-    result = time_methods(methods, batch=args.batch, size=args.size, device=args.device, repeats=args.repeats)
+    result = time_methods(methods, batch=args.batch, size=args.size, device=args.device, repeats=args.repeats,
+                          progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -62,22 +62,43 @@ def checkpoint(tmp_path, make_ff):
     return train.save_checkpoint(tmp_path / "model.pt", result), model
 
 
+@dataclasses.dataclass
+class FakeSet:
+    """The part of bench.data.ImageSet the CLI uses."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    has_mask: torch.Tensor
+    ids: list
+    groups: list
+    splits: list
+    class_names: tuple = ("normal", "lesion")
+
+    def subset(self, idx):
+        idx = [int(i) for i in idx]
+        return FakeSet(self.images[idx], self.labels[idx], self.masks[idx], self.has_mask[idx],
+                       [self.ids[i] for i in idx], [self.groups[i] for i in idx], [self.splits[i] for i in idx])
+
+
+TEST_ROWS = [1, 2, 4, 7, 8, 9]  # the manifest's test split in the stand-in dataset
+
+
 @pytest.fixture
 def fake_data(monkeypatch, tiny_set):
     import bench.data
 
     calls = []
-    tiny_set.has_mask = tiny_set.masks.flatten(1).any(dim=1)
+    n = 10
+    splits = ["test" if i in TEST_ROWS else "train" for i in range(n)]
+    full = FakeSet(tiny_set.images[:n], tiny_set.labels[:n], tiny_set.masks[:n],
+                   tiny_set.masks[:n].flatten(1).any(dim=1), tiny_set.ids[:n], tiny_set.groups[:n], splits)
 
     def load_dataset(key, *, root="", image_size=64, split=None):
         calls.append((key, root, image_size, split))
-        n = 10
-        return SimpleNamespace(
-            images=tiny_set.images[:n], labels=tiny_set.labels[:n], masks=tiny_set.masks[:n],
-            has_mask=tiny_set.has_mask[:n], ids=tiny_set.ids[:n], class_names=["normal", "lesion"],
-        )
+        return full if split is None else full.subset([i for i in range(n) if splits[i] == split])
 
-    monkeypatch.setattr(bench.data, "load_dataset", load_dataset, raising=False)
+    monkeypatch.setattr(bench.data, "load_dataset", load_dataset)
     return calls
 
 
@@ -89,15 +110,16 @@ def test_bench_explain_writes_maps_per_method(tmp_path, checkpoint, fake_data, t
     rc = main(["explain", "--checkpoint", str(ckpt), "--methods", "grad_cam,rise,edge", "--out", str(out),
                "--option", "rise.n_masks=16", "--batch-size", "4", "--device", "cpu"])
     assert rc == 0
-    assert fake_data == [("tiny", "", 32, "test")]
+    assert fake_data == [("tiny", "", 32, None)]  # the whole set, then the training run's test split
     meta = json.loads((out / "explain.json").read_text())
-    assert meta["ids"] == tiny_set.ids[:10] and meta["targets"] == tiny_set.labels[:10].tolist()
+    assert meta["ids"] == [tiny_set.ids[i] for i in TEST_ROWS]
+    assert meta["targets"] == tiny_set.labels[TEST_ROWS].tolist()
     assert meta["methods"]["rise"]["options"]["n_masks"] == 16
     assert meta["methods"]["rise"]["cost"] == {"forward": 16, "backward": 0}
     for m in ("grad_cam", "rise", "edge"):
         maps = np.load(out / f"{m}.npy")
-        assert maps.shape == (10, 32, 32) and maps.dtype == np.float32
-    want = explain(model, tiny_set.images[:10], tiny_set.labels[:10], "grad_cam").numpy()
+        assert maps.shape == (6, 32, 32) and maps.dtype == np.float32
+    want = explain(model, tiny_set.images[TEST_ROWS], tiny_set.labels[TEST_ROWS], "grad_cam").numpy()
     np.testing.assert_allclose(np.load(out / "grad_cam.npy"), want, atol=1e-6)
 
 

@@ -148,7 +148,6 @@ def test_rise_masks_are_soft_binary_grids_shifted_within_a_cell():
 def test_centre_edge_and_random_baselines():
     x = torch.zeros((2, 3, 32, 32))
     x[:, :, :, 16:] = 1.0  # vertical step between columns 15 and 16
-    c = explain(None, x, 0, "centre") if False else None  # noqa: F841 (baselines still need a model)
     model = RegionNet()
     centre = explain(model, x, 0, "centre")
     assert torch.equal(centre[0], centre[1])
