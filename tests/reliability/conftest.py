@@ -22,6 +22,7 @@ def _code(config) -> Path:
     return config._bench_code
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: start it only if a selected test needs it
 def pytest_collection_modifyitems(session, config, items):
     if any(REFERENCE in getattr(item, "fixturenames", ()) for item in items):
         base = Path(config._tmp_path_factory.mktemp("reference"))  # the session's tmp factory

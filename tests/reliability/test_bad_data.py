@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bench.config import ConfigError
@@ -204,13 +205,7 @@ def test_a_mask_of_another_size_is_resized_when_asked(toy):
     assert len(validate_dataset("toy", root=str(toy.root))) == 1
     assert validate_dataset("toy", root=str(toy.root), resize_masks=True) == []
     data = load_dataset("toy", root=str(toy.root), image_size=16, resize_masks=True, cache=False)
-    assert data.masks.dtype == torch_bool() and bool(data.masks[0].any()) and not bool(data.masks[1].any())
-
-
-def torch_bool():
-    import torch
-
-    return torch.bool
+    assert data.masks.dtype == torch.bool and bool(data.masks[0].any()) and not bool(data.masks[1].any())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,11 @@ from bench.train import load_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _tried(note: dict, kind: str, n: int = 1) -> None:
+    counts = note.setdefault("bad inputs tried, by kind", {})
+    counts[kind] = counts.get(kind, 0) + n
+
+
 class _Payload:
     """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
 
@@ -29,15 +34,15 @@ class _Payload:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """A real checkpoint of a tiny model (one optimiser step on random images)."""
+    """A real checkpoint (the format ``bench train`` writes) of an untrained smoke-sized model."""
     from bench.config import load_run_config
-    from bench.train import TrainResult, build_model, save_checkpoint
     from bench.data.splits import Split
+    from bench.train import TrainResult, build_model, save_checkpoint
 
     cfg = load_run_config("smoke", data={"dataset": "synthetic-cov_ct"})
     model = build_model(cfg, 2).eval()
-    res = TrainResult(model=model, config=cfg, class_names=["COVID-19", "Normal"], metrics={"n": 0}, split=Split(*[torch.zeros(0)] * 3),
-                      test_ids=[], test_labels=None, test_probs=None)
+    res = TrainResult(model=model, config=cfg, class_names=["COVID-19", "Normal"], metrics={"n": 0},
+                      split=Split(*[torch.zeros(0)] * 3), test_ids=[], test_labels=None, test_probs=None)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint.pt", res)
 
 
@@ -47,7 +52,7 @@ def test_a_bench_checkpoint_loads(checkpoint):
 
 
 @pytest.mark.parametrize("where", ["top level", "inside the state dict", "inside the config"])
-def test_a_checkpoint_with_pickled_code_is_refused_and_the_code_never_runs(checkpoint, tmp_path, where):
+def test_a_checkpoint_with_pickled_code_is_refused_and_the_code_never_runs(note, checkpoint, tmp_path, where):
     marker = tmp_path / "pwned"
     blob = torch.load(checkpoint, weights_only=True)
     if where == "top level":
@@ -58,6 +63,7 @@ def test_a_checkpoint_with_pickled_code_is_refused_and_the_code_never_runs(check
         blob["config"]["train"]["lr"] = _Payload(marker)
     bad = tmp_path / "evil.pt"
     torch.save(blob, bad)
+    _tried(note, "checkpoint")
     with pytest.raises(ValueError, match=r"evil\.pt: refused to load.*never unpickles code"):
         load_checkpoint(bad)
     assert not marker.exists()
@@ -70,7 +76,8 @@ def test_a_checkpoint_with_pickled_code_is_refused_and_the_code_never_runs(check
     ("tensor only", "not a bench checkpoint"),
     ("wrong shapes", "does not match the model"),
 ])
-def test_broken_checkpoints_are_clear_errors(checkpoint, tmp_path, content, says):
+def test_broken_checkpoints_are_clear_errors(note, checkpoint, tmp_path, content, says):
+    _tried(note, "checkpoint")
     bad = tmp_path / "broken.pt"
     if content == "truncated":
         data = checkpoint.read_bytes()
@@ -91,7 +98,8 @@ def test_broken_checkpoints_are_clear_errors(checkpoint, tmp_path, content, says
         load_checkpoint(tmp_path / "absent.pt")
 
 
-def test_suite_files_are_data_never_executed(tmp_path):
+def test_suite_files_are_data_never_executed(note, tmp_path):
+    _tried(note, "suite", 4)
     marker = tmp_path / "pwned"
     code = f"__import__('os').system('touch {marker}')"
     python_suite = tmp_path / "evil.toml"

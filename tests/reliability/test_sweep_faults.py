@@ -8,12 +8,14 @@ the faults can be injected with monkeypatch.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -83,9 +85,6 @@ def tiny(tmp_path_factory):
         mp.delenv("BENCH_MASK_ROOT", raising=False)
         faults = Faults(root)
         faults.install(mp)
-        import contextlib
-        import io
-
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             rc = bench_main(_cli(out, root))
@@ -150,8 +149,6 @@ def _snapshot(out: Path) -> dict[str, bytes]:
 
 
 def test_a_full_disk_is_a_clear_error_and_what_was_written_stays_readable(tiny, tmp_path, capsys, monkeypatch):
-    import shutil
-
     src, root, faults, _, _ = tiny
     out = tmp_path / "run"
     shutil.copytree(src, out)
@@ -196,7 +193,6 @@ def _stored_only(out: Path):
 
 def test_a_read_only_output_folder_is_a_clear_error(tiny, tmp_path, capsys, monkeypatch):
     import builtins
-    import shutil
 
     import bench.sweep.cache as cache
 
