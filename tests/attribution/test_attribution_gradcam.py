@@ -13,7 +13,7 @@ from bench.attribution import explain
 @pytest.mark.parametrize("layer", ["block5_conv3", "block4_pool", "block3_pool", "block2_pool"])
 @pytest.mark.parametrize("target", [0, 1])
 def test_grad_cam_equals_captum_layergradcam(model, layer, target):
-    x = torch.rand((4, 3, 48, 48), generator=torch.Generator().manual_seed(2))
+    x = torch.rand((2, 3, 48, 48), generator=torch.Generator().manual_seed(2))
     ref = LayerGradCam(model, model.cam_layers[layer]).attribute(x, target, relu_attributions=True)
     ref = LayerAttribution.interpolate(ref, (48, 48), interpolate_mode="bilinear")[:, 0]
     ours = explain(model, x, target, "grad_cam", layer=layer)
