@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from bench.metrics import METRICS, deletion_insertion, localisation_metrics
 
 LOC = localisation_metrics()
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 
 NUMERIC = ["bool", "uint8", "int8", "uint16", "int16", "int32", "uint64", "int64", "float16", "float32", "float64"]
 
@@ -122,7 +122,7 @@ def test_any_input_gives_a_valid_result_or_a_value_error(note, name, data):
 
 
 @pytest.mark.parametrize("name", LOC)
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_valid_inputs_are_never_refused(name, data):
     """The other half: the property above must not be met by refusing everything."""
