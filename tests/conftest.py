@@ -47,3 +47,9 @@ def make_tiny_set(n: int = 64, size: int = 32, seed: int = 0) -> TinySet:
 @pytest.fixture
 def tiny_set() -> TinySet:
     return make_tiny_set()
+
+
+@pytest.fixture
+def tiny_set_factory():
+    """``make_tiny_set(n, size, seed)`` for tests that need another size."""
+    return make_tiny_set

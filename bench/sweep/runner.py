@@ -134,10 +134,6 @@ def _run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None
             try:
                 execute(job, store)
                 ran[job.stage] += 1
-                if job.stage == "explain":  # images the method failed on: excluded, and logged here
-                    meta = json.loads((store.path(job.stage, job.key) / "images.json").read_text())
-                    for image_id, error in meta.get("errors", {}).items():
-                        _log_error(out, job, error, image_id=image_id)
             except KeyboardInterrupt:
                 bar.close()
                 raise
@@ -205,7 +201,34 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
     if sanity:
         _parquet(out / "sanity.parquet", pd.concat(sanity, ignore_index=True))
     _write_galleries(suite, jobs, store, out)
+    _rewrite_errors(jobs, store, out)
     return results
+
+
+def _rewrite_errors(jobs: list[Job], store: JobStore, out: Path) -> None:
+    """Make ``errors.jsonl`` describe this plan only: jobs that are still failed (or skipped), once
+    each, and every image a stored explanation excluded (from its ``images.json``)."""
+    path = out / "errors.jsonl"
+    by_key = {j.key: j for j in jobs}
+    latest: dict[tuple[str, str], dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+            job = by_key.get(rec.get("key", ""))
+            if job is not None and not rec.get("image_id") and not store.done(job.stage, job.key):
+                latest[(job.key, "")] = rec
+    for job in jobs:
+        if job.stage == "explain" and store.done(job.stage, job.key):
+            meta = json.loads((store.path(job.stage, job.key) / "images.json").read_text())
+            for image_id, error in meta.get("errors", {}).items():
+                latest[(job.key, image_id)] = {"stage": job.stage, "job": job.label, "key": job.key,
+                                               "dataset": job.spec["dataset"], "image_id": image_id, "error": error}
+    text = "".join(json.dumps(r) + "\n" for r in latest.values())
+    if text or path.exists():
+        write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _parquet(path: Path, frame: pd.DataFrame) -> None:

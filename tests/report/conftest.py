@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fake_run import make_fake_run
+from fake_run import RESAMPLES, make_fake_run
 
 from bench.report.scorecard import build_report
 
-RESAMPLES = 200  # enough for the tests, keeps them fast
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ METRICS = ["pointing_game", "energy_pointing_game", "iou", "deletion", "insertio
 FOLDS = (0, 1)
 N_PER_FOLD = 30
 
+RESAMPLES = 200  # bootstrap resamples in the report tests: enough, and fast
+
 
 def fake_results(seed: int = 0, metrics: list[str] | None = None) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import RESAMPLES
+from fake_run import RESAMPLES
 from fake_run import METRICS, make_fake_run
 
 from bench.report.cli import add_commands

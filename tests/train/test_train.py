@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from bench.config import load_run_config
-from conftest import make_tiny_set
 from bench.train import augment_batch, fit, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -25,8 +24,8 @@ def test_training_is_bit_identical_for_one_seed(tiny_set):
     assert not torch.equal(a.model.features[0].weight, c.model.features[0].weight)
 
 
-def test_fit_learns_and_reports_table2(tmp_path):
-    tiny_set = make_tiny_set(160)
+def test_fit_learns_and_reports_table2(tmp_path, tiny_set_factory):
+    tiny_set = tiny_set_factory(160)
     res = fit(_cfg(epochs=8, batch_size=16), data=tiny_set, out_dir=tmp_path)
     assert res.metrics["accuracy"] >= 0.75
     assert set(res.metrics) >= {"accuracy", "sensitivity", "specificity", "auc", "f1"}
