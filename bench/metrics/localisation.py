@@ -186,18 +186,20 @@ def _rank_kernel(s, m, area, mn, mx, size, ws):
     n, N = s.shape
     kth = N - area
     t = np.empty(n, dtype=s.dtype)
+    n_gt = np.empty(n, dtype=np.int64)
+    n_eq = np.empty(n, dtype=np.int64)
     row = ws.get("row", (N,), s.dtype)
-    for i in range(n):  # per-row selection (introselect, O(N)); K varies per row
+    for i in range(n):  # per-row selection (introselect, O(N)) on a copy in cache; K varies per row
         row[...] = s[i]
         row.partition(kth[i])
-        t[i] = row[kth[i]]
-    cmp = ws.get("cmp", s.shape, bool)
-    np.greater(s, t[:, None], out=cmp)
-    n_gt = np.count_nonzero(cmp, axis=1)
-    n_gt_in = np.count_nonzero(np.logical_and(cmp, m, out=cmp), axis=1)
-    np.equal(s, t[:, None], out=cmp)
-    n_eq = np.count_nonzero(cmp, axis=1)
-    n_eq_in = np.count_nonzero(np.logical_and(cmp, m, out=cmp), axis=1)
+        ti = t[i] = row[kth[i]]
+        n_gt[i] = np.count_nonzero(row[kth[i] :] > ti)  # everything above the K-th largest is here
+        n_eq[i] = np.count_nonzero(row == ti)
+    inside = s[m]  # mask pixels' values, row after row
+    t_in = np.repeat(t, area)
+    starts = np.cumsum(area) - area
+    n_gt_in = np.add.reduceat(inside > t_in, starts, dtype=np.int64)
+    n_eq_in = np.add.reduceat(inside == t_in, starts, dtype=np.int64)
     return (n_gt_in + (area - n_gt) * (n_eq_in / n_eq)) / area, None
 
 
