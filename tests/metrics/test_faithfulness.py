@@ -14,6 +14,15 @@ from bench.metrics import deletion_insertion
 from bench.metrics.faithfulness import gaussian_blur, pixels_per_step
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: one thread is faster, and far faster when other jobs share the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class TinyNet(nn.Module):
     """Conv -> BN -> ReLU -> Dropout -> GAP -> Linear: BN and dropout make eval mode matter."""
 

@@ -14,6 +14,15 @@ from bench.models import create_model
 COLUMNS = ["stage", "stage_index", "spearman", "ssim", "baseline_spearman", "baseline_ssim", "passed"]
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: one thread is faster, and far faster when other jobs share the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def ff():
     torch.manual_seed(0)
