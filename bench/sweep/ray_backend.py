@@ -25,6 +25,7 @@ results and building the report stay in the driver and reuse the local code.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import time
@@ -61,7 +62,7 @@ class RayBackend:
 
     Args:
         address: a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); ``None``
-            starts a local Ray instance (or joins the one ``RAY_ADDRESS`` names, as ``ray.init`` does).
+            joins the cluster ``RAY_ADDRESS`` names if it is set, else starts a new local Ray instance.
         cpus_per_task: CPUs each job asks for.
         gpus: ``None`` = one GPU for train/explain/sanity jobs when the cluster has GPUs; ``False`` = never.
         max_retries: how often Ray re-runs a job whose worker process died.
@@ -139,7 +140,10 @@ def run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None,
     owns = not ray.is_initialized()
     t_init = time.perf_counter()
     if owns:
-        ctx = ray.init(address=backend.address, **{"log_to_driver": True, **backend.init})
+        # no address: RAY_ADDRESS if set (as under `ray job submit`), else a new local instance; never a cluster
+        # that happens to run on this machine (ray.init() alone would join the latest one `ray start` began)
+        address = backend.address or os.environ.get("RAY_ADDRESS") or "local"
+        ctx = ray.init(address=address, **{"log_to_driver": True, **backend.init})
         url = getattr(ctx, "dashboard_url", "") or ""
     else:
         url = ""
