@@ -83,6 +83,6 @@ def image_folder(raw: Path, out_dir: Path, masks_out: Path, card, *, masks: Path
                         row["mask_source"] = mask_source
             rows.append(row)
     if masks is None and card.mask_kind != "derived":
-        notes["no --masks given: no reference masks (localisation metrics are skipped)"] += len(rows)
+        notes["images without a mask (no --masks given: localisation metrics are skipped)"] += len(rows)
     write_manifest(out_dir / "manifest.csv", rows)
     return summary(rows, card.classes, notes)
