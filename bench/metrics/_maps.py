@@ -155,8 +155,9 @@ class Inputs:
 
 def threads() -> int:
     """Worker threads for the localisation metrics: torch's intra-op thread count (see
-    ``bench.device.set_threads``). numpy releases the GIL in the sorts and array loops that dominate."""
-    return max(1, torch.get_num_threads())
+    ``bench.device.set_threads``), at most 8. numpy releases the GIL in the sorts and array loops
+    that dominate."""
+    return max(1, min(8, torch.get_num_threads()))  # each worker holds ~50 MB of scratch arrays
 
 
 def evaluate(saliency, mask, kernel: Kernel, *, name: str, return_degenerate: bool = False):
