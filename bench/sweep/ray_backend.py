@@ -16,7 +16,7 @@ results and building the report stay in the driver and reuse the local code.
   when Ray runs on this machine alone, so a Ray run reproduces a local run exactly; on a multi-node
   cluster it uses ``train.threads`` or the task's CPU count (pin ``train.threads`` to make runs on
   different machines use the same count).
-- Failures: a task whose job raises records the error (``errors.jsonl``, as the local runner does)
+- Failures: a job that raises is recorded by the driver (``errors.jsonl``, as the local runner does)
   and its dependents are skipped; a worker process that dies (killed, out of memory, node lost) is
   retried by Ray up to ``max_retries`` times, and since outputs are renamed into place only when
   complete, the retry starts from a clean slate. A task finding its job already stored does nothing.
@@ -112,17 +112,24 @@ def run_job(job: Job, out: str, threads: int, versions: dict[str, str], tracker,
                 "traceback": traceback.format_exc(), "seconds": time.perf_counter() - t}
 
 
-class _Tracker:
-    """Which jobs have started (for the progress display); an actor that needs no CPU."""
+def _tracker_class():
+    """Which jobs have started (for the progress display): an actor that needs no CPU.
 
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
+    Defined in a function so that Ray ships the class by value: the actor's process never imports
+    bench (and torch with it).
+    """
 
-    def started(self, key: str) -> None:
-        self.keys.add(key)
+    class Tracker:
+        def __init__(self) -> None:
+            self.keys: set[str] = set()
 
-    def get(self) -> set[str]:
-        return self.keys
+        def started(self, key: str) -> None:
+            self.keys.add(key)
+
+        def get(self) -> set[str]:
+            return self.keys
+
+    return Tracker
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +210,7 @@ def _drive(ray, todo, store, out, progress, backend, info, threads, log_error) -
     cpu_task = ray.remote(**opts)(run_job)
     gpu_task = ray.remote(num_gpus=1, **opts)(run_job) if use_gpu else cpu_task  # max_calls=1: a fresh process per GPU job
     try:
-        tracker = ray.remote(num_cpus=0)(_Tracker).remote()
+        tracker = ray.remote(num_cpus=0)(_tracker_class()).remote()
     except Exception:  # noqa: BLE001 - progress only
         tracker = None
     versions = {s: code_version(s) for s in STAGE_SOURCES}
