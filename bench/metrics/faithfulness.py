@@ -154,7 +154,10 @@ def deletion_insertion(
         if isinstance(substrate, str):
             sub = torch.zeros_like(x) if substrate == "zeros" else blurred
         else:
-            sub = torch.as_tensor(substrate, dtype=dtype, device=device).expand_as(x)
+            sub = torch.as_tensor(substrate, dtype=dtype, device=device)
+            if sub.ndim == 4 and sub.shape[0] == B:  # one substrate per image
+                sub = sub[lo:hi]
+            sub = sub.expand_as(x)
         changed = torch.stack([sub, x], dim=1).reshape(-1, C, H, W)
         kept = torch.stack([x, blurred], dim=1).reshape(-1, C, H, W)
         return changed, kept, rank.view(hi - lo, 1, H, W)

@@ -163,6 +163,11 @@ def test_constant_substrate_and_errors(net):
     a = deletion_insertion(net, images, sal, 0, steps=2, substrate=0.0)
     b = deletion_insertion(net, images, sal, 0, steps=2, substrate="zeros")
     np.testing.assert_allclose(a["deletion"], b["deletion"], rtol=1e-6)
+    per_image = torch.rand(2, 3, 6, 6)  # one substrate per image, across groups of batch_size images
+    c = deletion_insertion(net, images, sal, 0, steps=2, substrate=per_image, batch_size=1)
+    d = [deletion_insertion(net, images[i : i + 1], sal[i : i + 1], 0, steps=2, substrate=per_image[i])
+         for i in range(2)]
+    np.testing.assert_allclose(c["deletion"], [d[0]["deletion"][0], d[1]["deletion"][0]], rtol=1e-6)
     with pytest.raises(ValueError, match="substrate"):
         deletion_insertion(net, images, sal, 0, substrate="noise")
     with pytest.raises(ValueError, match=r"\(2, 7, 6\).*\(2, 3, 6, 6\)"):
