@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from bench.config import RunConfig, from_dict, to_dict
+from bench.device import set_threads
 from bench.sweep.cache import JobStore, code_version, digest, stable_json, write_json
 from bench.sweep.suite import Suite
 
@@ -169,6 +170,7 @@ def _train_outputs(job: Job, store: JobStore):
     tdir = _train_dir(job, store)
     spec = json.loads((tdir / "done.json").read_text())["spec"]
     cfg = from_dict(RunConfig, spec["config"], source=str(tdir))
+    set_threads(cfg.train.threads)  # as in training: a resumed run must compute as an uninterrupted one
     model, info = _checkpoint(str(tdir / "checkpoint.pt"), str(_device(cfg)))
     ev = np.load(tdir / "eval.npz")
     return cfg, model, info, ev
