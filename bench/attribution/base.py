@@ -31,6 +31,9 @@ DEFAULT_BATCH = 256
 # A full-width VGG/FF-VGG19 block5 layer has 512 channels; score_cam's static cost assumes it.
 REFERENCE_CHANNELS = 512
 
+# method -> cost(options, channels); kept out of the registry meta so that the meta stays plain data
+_COST_FNS: dict[str, Callable[[dict, int], dict]] = {}
+
 
 def register_method(
     name: str,
@@ -45,8 +48,9 @@ def register_method(
 
     ``cost(options, channels)`` gives ``{"forward": n, "backward": m}``: model passes per image at
     the given options (``channels`` = channels of the explained layer, used by score_cam only).
-    The registry meta holds ``family``, ``uses_layer``, ``options`` (the defaults), ``stochastic``,
-    ``cost`` (at the defaults, with :data:`REFERENCE_CHANNELS` channels) and ``cost_fn``.
+    The registry meta (plain, JSON-serialisable data) holds ``family``, ``uses_layer``, ``options``
+    (the defaults), ``stochastic`` and ``cost`` (at the defaults, with :data:`REFERENCE_CHANNELS`
+    channels); :func:`method_cost` evaluates ``cost`` at other options.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -55,7 +59,7 @@ def register_method(
         raise ValueError(f"stochastic method {name!r} must take a 'seed' option")
 
     def _add(fn: Callable) -> Callable:
-        return METHODS.register(
+        METHODS.register(
             name,
             fn,
             family=family,
@@ -63,8 +67,9 @@ def register_method(
             options=defaults,
             stochastic=stochastic,
             cost=dict(cost(defaults, REFERENCE_CHANNELS)),
-            cost_fn=cost,
         )
+        _COST_FNS[name] = cost
+        return fn
 
     return _add
 
@@ -74,8 +79,8 @@ def method_cost(method: str, *, channels: int = REFERENCE_CHANNELS, **options: A
 
     ``channels`` is the number of channels of the explained layer (only score_cam depends on it).
     """
-    meta = METHODS.meta(method)
-    return dict(meta["cost_fn"](check_options(METHODS.canonical(method), options), channels))
+    name = METHODS.canonical(method)
+    return dict(_COST_FNS[name](check_options(name, options), channels))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ def _free(options: dict, channels: int) -> dict:
 
 
 @register_method("random", family="baseline", uses_layer=False, cost=_free, stochastic=True, options={"seed": 0})
-def random(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None, seed: int) -> torch.Tensor:
+def random(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None, seed: int
+) -> torch.Tensor:
     """Uniform noise in [0, 1), one independent map per image, from a private generator seeded by
     ``seed`` (drawn for the whole batch at once, so image i's map depends on its position)."""
     b, _, h, w = images.shape
@@ -25,7 +27,9 @@ def random(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, lay
 
 
 @register_method("centre", family="baseline", uses_layer=False, cost=_free, options={"sigma": 0.25})
-def centre(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None, sigma: float) -> torch.Tensor:
+def centre(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None, sigma: float
+) -> torch.Tensor:
     """A centred Gaussian, exp(-((y - cy)^2 / 2 sy^2 + (x - cx)^2 / 2 sx^2)), with sy, sx = ``sigma`` x
     the image height, width (pixel centres at (i + 0.5)). The same map for every image."""
     fraction("sigma", sigma)
@@ -40,7 +44,7 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 @register_method("edge", family="baseline", uses_layer=False, cost=_free)
-def edge(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None) -> torch.Tensor:
+def edge(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None) -> torch.Tensor:
     """Sobel gradient magnitude of the grey image (channel mean), with replicated borders."""
     grey = images.float().mean(dim=1, keepdim=True)
     kx = _SOBEL_X.to(grey.device)

@@ -55,7 +55,7 @@ def _passes(forward: int, backward: int):
 
 
 @register_method("saliency", family="gradient", uses_layer=False, cost=_passes(1, 1))
-def saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None) -> torch.Tensor:
+def saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None) -> torch.Tensor:
     """Plain gradient of the target logit w.r.t. the input (Simonyan et al. 2014), signed."""
     with _quiet():
         return Saliency(model).attribute(images, target=targets, abs=False)
@@ -63,7 +63,7 @@ def saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, l
 
 @register_method("input_x_gradient", family="gradient", uses_layer=False, cost=_passes(1, 1))
 def input_x_gradient(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None
 ) -> torch.Tensor:
     """Input times gradient (Shrikumar et al. 2016)."""
     with _quiet():
@@ -82,7 +82,7 @@ def _ig_cost(options: dict, channels: int) -> dict:
     options={"n_steps": 50, "batch_size": DEFAULT_BATCH},
 )
 def integrated_gradients(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None, n_steps: int, batch_size: int
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None, n_steps: int, batch_size: int
 ) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) from the black image, ``n_steps`` Gauss-Legendre
     points (captum's default method and step count), ``batch_size`` images per internal pass."""
@@ -115,7 +115,7 @@ def smoothgrad(
     images: torch.Tensor,
     targets: torch.Tensor,
     *,
-    layer: None,
+    layer: str | None,
     n_samples: int,
     noise_level: float,
     seed: int,
@@ -148,7 +148,7 @@ def smoothgrad(
 
 @register_method("guided_backprop", family="gradient", uses_layer=False, cost=_passes(1, 1))
 def guided_backprop(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None
 ) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): only positive gradients pass the ReLUs."""
     with _quiet():
@@ -167,7 +167,7 @@ def guided_grad_cam(
 
 
 @register_method("deeplift", family="gradient", uses_layer=False, cost=_passes(2, 2))
-def deeplift(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: None) -> torch.Tensor:
+def deeplift(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str | None) -> torch.Tensor:
     """DeepLIFT, rescale rule (Shrikumar et al. 2017), reference = black image. captum evaluates input
     and reference in one batch of 2B, hence 2 forward and 2 backward image-passes."""
     with _quiet():
