@@ -100,3 +100,13 @@ def make_ff():
 def fast_options():
     """method -> options that keep it fast on tiny models."""
     return FAST
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine two spinning
+    OpenMP threads per process make these tests ~4x slower under load. Restored after each module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
