@@ -49,6 +49,7 @@ class ModelConfig:
     name: str = "ff_vgg19"
     width: float = 0.25  # channel multiplier; 1.0 is the paper's network
     head_units: int = 2500
+    batch_norm: bool = False  # BatchNorm after every backbone conv (vgg19_bn layout); the paper has none
     bn_momentum: float = 0.01  # PyTorch convention; 0.01 = Keras's 0.99, the authors' default
     pretrained: str = ""  # path to a local weights file; "" = from scratch, as in the paper
     freeze_backbone: bool = False

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig, from_dict, load_run_config, to_dict
-from bench.data.splits import Split, make_splits, splits_from_column
+from bench.data.splits import DECORRELATED, Split, make_splits, splits_from_column
 from bench.device import resolve_device, set_threads
 from bench.metrics.classification import TABLE2_COLUMNS, classification_report
 from bench.models import create_model
@@ -121,7 +121,10 @@ def ensure_prepared(cfg: RunConfig) -> None:
 
 
 def resolve_split(data, cfg: RunConfig, fold: int = 0) -> Split:
-    """The manifest's own split when it has one (and ``folds == 1``), else a computed one."""
+    """The manifest's own split when it has one (and ``folds == 1``), else a computed one.
+
+    Rows of the ``decorrelated`` split (the shortcut suite's second test split) are in no part of it.
+    """
     d = cfg.data
     if d.folds == 1:
         given = splits_from_column(data.splits)
@@ -130,10 +133,12 @@ def resolve_split(data, cfg: RunConfig, fold: int = 0) -> Split:
     if not 0 <= fold < d.folds:
         raise ValueError(f"fold {fold} out of range for folds={d.folds}")
     labels = data.labels.numpy() if torch.is_tensor(data.labels) else np.asarray(data.labels)
-    return make_splits(
-        labels, data.groups, test_fraction=d.test_fraction, val_fraction=d.val_fraction,
+    pool = np.flatnonzero(np.asarray(data.splits, dtype=object) != DECORRELATED)
+    s = make_splits(
+        labels[pool], [data.groups[i] for i in pool], test_fraction=d.test_fraction, val_fraction=d.val_fraction,
         folds=d.folds, seed=cfg.train.seed,
     )[fold]
+    return Split(train=pool[s.train], val=pool[s.val], test=pool[s.test], fold=s.fold)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +149,7 @@ def build_model(cfg: RunConfig, num_classes: int, **override: Any) -> nn.Module:
     """The model ``cfg.model`` describes (``override`` replaces options, e.g. ``pretrained=""``)."""
     m = cfg.model
     options = {"width": m.width, "head_units": m.head_units, "pretrained": m.pretrained,
-               "freeze_backbone": m.freeze_backbone}
+               "freeze_backbone": m.freeze_backbone, "batch_norm": m.batch_norm}
     if m.name == "ff_vgg19":
         options["bn_momentum"] = m.bn_momentum
     return create_model(m.name, num_classes, **{**options, **override})

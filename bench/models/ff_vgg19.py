@@ -41,8 +41,11 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def vgg_features(width: float = 1.0, end: int = len(VGG19_CFG)) -> nn.Sequential:
-    """torchvision-compatible VGG19 ``features`` up to config entry ``end`` (exclusive)."""
+def vgg_features(width: float = 1.0, end: int = len(VGG19_CFG), *, batch_norm: bool = False) -> nn.Sequential:
+    """torchvision-compatible VGG19 ``features`` up to config entry ``end`` (exclusive).
+
+    ``batch_norm=True`` gives torchvision's ``vgg19_bn`` layout (conv, BatchNorm, ReLU).
+    """
     layers: list[nn.Module] = []
     c_in = 3
     for v in VGG19_CFG[:end]:
@@ -50,9 +53,33 @@ def vgg_features(width: float = 1.0, end: int = len(VGG19_CFG)) -> nn.Sequential
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             c_out = scaled(v, width)
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.ReLU(inplace=False))
             c_in = c_out
     return nn.Sequential(*layers)
+
+
+def layer_index(name: str, *, batch_norm: bool = False) -> int:
+    """Index into ``features`` of the module whose output is feature map ``name``."""
+    if not batch_norm:
+        return VGG19_LAYERS[name]
+    i = VGG19_LAYERS[name]  # count the BatchNorms inserted before (and, for a ReLU, within) this point
+    n_conv_before = sum(1 for k in range(i + 1) if _plain_kind(k) == "conv")
+    return i + n_conv_before
+
+
+def _plain_kind(k: int) -> str:
+    """Module kind at index ``k`` of the plain VGG19 ``features``."""
+    j = 0
+    for v in VGG19_CFG:
+        kinds = ["pool"] if v == "M" else ["conv", "relu"]
+        for kind in kinds:
+            if j == k:
+                return kind
+            j += 1
+    raise IndexError(k)
 
 
 def _load_pretrained(model: nn.Module, path: str) -> None:
@@ -92,11 +119,14 @@ class _Backbone(nn.Module):
                 nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
+    batch_norm: bool = False
+
     @property
     def cam_layers(self) -> dict[str, nn.Module]:
         """Layer name -> the module whose output is that feature map (for attribution)."""
         n = len(self.features)
-        return {name: self.features[i] for name, i in VGG19_LAYERS.items() if i < n}
+        idx = {name: layer_index(name, batch_norm=self.batch_norm) for name in VGG19_LAYERS}
+        return {name: self.features[i] for name, i in idx.items() if i < n}
 
     def _finish(self, pretrained: str, freeze_backbone: bool) -> None:
         self._init_weights()
@@ -114,7 +144,9 @@ class FFVGG19(_Backbone):
     block3_pool -> BN -> Dropout(0.5) -> GAP. Head: Linear(head_units) -> ReLU -> BatchNorm1d ->
     Dropout(0.5) -> Linear(num_classes). With ``num_classes=2`` and defaults: 20,878,614 parameters.
 
-    ``bn_momentum`` is PyTorch's (1 - Keras's momentum); the default 0.01 is Keras's 0.99.
+    ``batch_norm=True`` puts a BatchNorm after every backbone conv (torchvision's vgg19_bn layout):
+    not the paper's network, but it trains from scratch in a fraction of the epochs, which the CPU
+    presets need. ``bn_momentum`` is PyTorch's (1 - Keras's momentum); the default 0.01 is Keras's 0.99.
     ``taps`` selects a subset of the three taps (tests use a single tap to compare fused and plain
     Grad-CAM); the paper's network uses all three.
     """
@@ -130,6 +162,7 @@ class FFVGG19(_Backbone):
         dropout: float = 0.5,
         taps: tuple[str, ...] = FF_TAPS,
         bn_momentum: float = KERAS_BN_MOMENTUM,
+        batch_norm: bool = False,
         pretrained: str = "",
         freeze_backbone: bool = False,
     ) -> None:
@@ -142,7 +175,9 @@ class FFVGG19(_Backbone):
         if bad or not taps:
             raise ValueError(f"taps must be a non-empty subset of {FF_TAPS}, got {taps}")
         self.taps = tuple(t for t in FF_TAPS if t in taps)
-        self.features = vgg_features(width, end=19)  # cfg entries up to block5_conv3
+        self.batch_norm = batch_norm
+        self.features = vgg_features(width, end=19, batch_norm=batch_norm)  # cfg entries up to block5_conv3
+        self._cuts = [layer_index(n, batch_norm=batch_norm) + 1 for n in ("block3_pool", "block4_pool", "block5_conv3")]
         c3, c4, c5 = scaled(256, width), scaled(512, width), scaled(512, width)
         bn_kw = {"momentum": bn_momentum, "eps": KERAS_BN_EPS}
         self.bn3, self.drop3 = nn.BatchNorm2d(c3, **bn_kw), nn.Dropout(dropout)
@@ -166,9 +201,10 @@ class FFVGG19(_Backbone):
         if x.ndim != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < 32:
             raise ValueError(f"expected input (B, 3, H, W) with H, W >= 32, got {tuple(x.shape)}")
         f = self.features
-        b3 = f[:19](x)
-        b4 = f[19:28](b3)
-        b5 = f[28:34](b4)
+        c3, c4, c5 = self._cuts
+        b3 = f[:c3](x)
+        b4 = f[c3:c4](b3)
+        b5 = f[c4:c5](b4)
         pooled = []
         for tap in self.taps:
             if tap == "block5_conv3":
@@ -195,13 +231,15 @@ class VGG19(_Backbone):
         width: float = 1.0,
         head_units: int = 4096,
         dropout: float = 0.5,
+        batch_norm: bool = False,
         pretrained: str = "",
         freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        self.features = vgg_features(width)
+        self.batch_norm = batch_norm
+        self.features = vgg_features(width, batch_norm=batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         c5 = scaled(512, width)
         self.classifier = nn.Sequential(

@@ -58,3 +58,18 @@ def test_pretrained_from_local_file(tmp_path):
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ValueError, match="ff_vgg19, vgg19"):
         create_model("resnet", 2)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_batch_norm_backbone_keeps_layer_names_and_outputs(name):
+    plain = create_model(name, 2, width=0.125, head_units=8)
+    bn = create_model(name, 2, width=0.125, head_units=8, batch_norm=True)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in bn.features) == sum(
+        isinstance(m, torch.nn.Conv2d) for m in plain.features)
+    for layer in plain.cam_layers:
+        assert type(bn.cam_layers[layer]) is type(plain.cam_layers[layer])
+    # the block5_conv3 tap reads the ReLU right after the 15th conv's BatchNorm
+    if name == "ff_vgg19":
+        i = list(bn.features).index(bn.cam_layers["block5_conv3"])
+        assert isinstance(bn.features[i - 1], torch.nn.BatchNorm2d) and isinstance(bn.features[i - 2], torch.nn.Conv2d)
+        assert bn.eval()(torch.rand(2, 3, 32, 32)).shape == (2, 2)
