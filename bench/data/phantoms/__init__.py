@@ -23,10 +23,11 @@ from PIL import Image
 from bench.data.phantoms import ct, dermoscopy, microscopy, petct, spect, xray
 from bench.data.phantoms.common import SIZE, Sample, image_rng
 from bench.data.phantoms.cues import CUES, add_cue
+from bench.data.splits import DECORRELATED
 from bench.registry import Registry
 
 # Bump when any phantom's drawing changes: prepared phantoms with an older version are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: with a confounder, test is correlated and a paired decorrelated split is added
 
 PHANTOMS: Registry = Registry("phantom")
 PHANTOMS.register("lidc_idri", ct.lidc_idri, modality="CT", colour=False)
@@ -68,6 +69,16 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, format="PNG", compress_level=1)
 
 
+def _with_cue(s: Sample, cue: str, rng: np.random.Generator, sid: str, row: dict, masks_out: Path) -> Sample:
+    """``s`` with the cue drawn on it; its mask saved as ``confounder/<sid>.png`` and noted in ``row``."""
+    img, cmask = add_cue(s.image, s.mask, cue, rng)
+    if cmask.any():
+        _save_png(cmask.astype(np.uint8) * 255, masks_out / "confounder" / f"{sid}.png")
+        row["confounder"] = "1"
+        row["confounder_mask"] = f"confounder/{sid}.png"
+    return Sample(img, s.mask, s.info)
+
+
 def generate(
     key: str,
     classes: tuple[str, ...],
@@ -81,7 +92,6 @@ def generate(
     max_per_class: int = 200,
     confounder: str = "",
     confounder_p: float = 0.0,
-    confounder_test_p: float = 0.5,
     positive: str = "",
     test_fraction: float = 0.2,
     val_fraction: float = 0.15,
@@ -93,15 +103,17 @@ def generate(
     Without a confounder the ``split`` column is empty (the trainer splits). With ``confounder``
     (``cue`` or ``cue@Class``, see :mod:`bench.data.phantoms.cues`), splits are assigned here
     (stratified, ``test_fraction``/``val_fraction``) and the cue is drawn, outside the lesion, on
-    images of the chosen class with probability ``confounder_p`` in train/val (never on the other
-    classes there), and on every class with probability ``confounder_test_p`` in test, where it carries
-    no class information. Its mask is ``confounder/<id>.png`` and the manifest gets ``confounder`` 0/1.
-    Returns a summary dict (counts per class, options).
+    images of the chosen class with probability ``confounder_p`` in train, val and test (never on the
+    other classes): ``test`` is the *correlated* test split. Each test image is also written twice more
+    to the split ``decorrelated``, once without the cue (``<id>-nocue``) and once with it (``<id>-cue``,
+    drawn from its own stream), whatever its class: there the cue is independent of the class, and the
+    two copies differ only inside the cue's mask. Its mask is ``confounder/<id>.png`` and the manifest
+    gets ``confounder`` 0/1. Returns a summary dict (counts per class, options).
     """
     fn = PHANTOMS.get(key)
     sizes = class_sizes(counts, scale=scale, min_per_class=min_per_class, max_per_class=max_per_class)
-    if not 0.0 <= confounder_p <= 1.0 or not 0.0 <= confounder_test_p <= 1.0:
-        raise ValueError(f"confounder_p and confounder_test_p must be in [0, 1], got {confounder_p}, {confounder_test_p}")
+    if not 0.0 <= confounder_p <= 1.0:
+        raise ValueError(f"confounder_p must be in [0, 1], got {confounder_p}")
     cue, cue_class = parse_confounder(confounder, classes, positive) if confounder else ("", "")
     out_dir, masks_out = Path(out_dir), Path(masks_out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,23 +139,25 @@ def generate(
         sid = f"{key}-{j:05d}"
         row = {"image": f"{sid}.png", "label": label, "mask": "", "group": sid, "split": splits[j],
                "mask_source": ""}
+        base = s
         if cue:
-            p = confounder_test_p if splits[j] == "test" else (confounder_p if label == cue_class else 0.0)
             row["confounder"] = "0"
             row["confounder_mask"] = ""
-            if rng.random() < p:
-                img, cmask = add_cue(s.image, s.mask, cue, rng)
-                s = Sample(img, s.mask, s.info)
-                if cmask.any():
-                    _save_png(cmask.astype(np.uint8) * 255, masks_out / "confounder" / f"{sid}.png")
-                    row["confounder"] = "1"
-                    row["confounder_mask"] = f"confounder/{sid}.png"
+            if rng.random() < (confounder_p if label == cue_class else 0.0):
+                s = _with_cue(s, cue, rng, sid, row, masks_out)
         _save_png(s.image, out_dir / f"{sid}.png")
         if s.mask is not None and s.mask.any():
             _save_png(s.mask.astype(np.uint8) * 255, masks_out / f"{sid}.png")
             row["mask"] = f"{sid}.png"
             row["mask_source"] = "reference"
         rows.append(row)
+        if cue and splits[j] == "test":  # the decorrelated split: this image without and with the cue
+            for suffix in ("nocue", "cue"):
+                did = f"{sid}-{suffix}"
+                drow = {**row, "image": f"{did}.png", "split": DECORRELATED, "confounder": "0", "confounder_mask": ""}
+                d = _with_cue(base, cue, image_rng(seed, f"{key}/cue", j), did, drow, masks_out) if suffix == "cue" else base
+                _save_png(d.image, out_dir / f"{did}.png")
+                rows.append(drow)
     from bench.data.manifest import write_manifest
 
     write_manifest(out_dir / "manifest.csv", rows)
@@ -152,6 +166,7 @@ def generate(
         "n_images": len(rows),
         "n_masks": sum(1 for r in rows if r["mask"]),
         "n_confounder": sum(1 for r in rows if r.get("confounder") == "1"),
+        "n_decorrelated": sum(1 for r in rows if r["split"] == DECORRELATED),
         "confounder_class": cue_class,
         "size": SIZE,
     }

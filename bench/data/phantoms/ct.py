@@ -135,13 +135,13 @@ def _ggo(rng: np.random.Generator, lung: np.ndarray, lungs_soft: np.ndarray, s: 
         p = random_point_in(rim if rim.any() else lung, rng)
         if p is None:
             break
-        a = star_alpha(p[0], p[1], rng.uniform(7, 14), harmonics=rng.uniform(0, 0.2, 3),
+        a = star_alpha(p[0], p[1], rng.uniform(9, 16), harmonics=rng.uniform(0, 0.2, 3),
                        phases=rng.uniform(0, 2 * np.pi, 3), aspect=rng.uniform(0.6, 1.0),
                        angle=rng.uniform(0, np.pi), edge=3.0)
         alpha = np.maximum(alpha, a)
     alpha = alpha * lung  # the patch stays inside the lung
     tex = np.clip(1 + 0.35 * smooth_field(rng, 14), 0.2, 2)
-    delta = s * 0.3 * tex
+    delta = s * 0.35 * tex
     if s > 0.6:  # crazy paving: a reticular pattern on top of the ground glass
         yy, xx = grid()
         th = rng.uniform(0, np.pi)
@@ -152,12 +152,12 @@ def _ggo(rng: np.random.Generator, lung: np.ndarray, lungs_soft: np.ndarray, s: 
 
 
 def cov_ct(rng: np.random.Generator, label: str) -> Sample:
-    """COVID-19: ground glass of strength s ~ U(0.12, 1) (the faintest are near invisible); Normal: none."""
+    """COVID-19: ground glass of strength s ~ U(0.15, 1) (the faintest are near invisible); Normal: none."""
     bg, les, fin = streams(rng)
     img, lung, geo = chest_ct(bg, vessels=(24, 44))
     if label == "Normal":
         return Sample(to_uint8(finish_ct(img, fin)), None, {})
-    s = les.uniform(0.12, 1.0)
+    s = les.uniform(0.15, 1.0)
     alpha, delta = _ggo(les, lung, lung.astype(np.float32), s)
     img = img + alpha * delta
     img = finish_ct(img, fin)

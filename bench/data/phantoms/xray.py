@@ -5,7 +5,7 @@ whose position and size are drawn from the same distribution for every class; th
 by what the opacity looks like: edema = haze with horizontal (Kerley) lines; effusion = dense,
 homogeneous white-out; obstructive disease = hyperlucency with thin-walled bullae; fibrosis =
 reticular (honeycomb) net; COVID-19 = patchy ground glass; pneumonia = dense consolidation with dark
-air bronchograms. The contrast s ~ U(0.4, 1) scales every pattern, so faint lesions are hard to
+air bronchograms. The contrast s ~ U(0.5, 1) scales every pattern, so faint lesions are hard to
 tell from each other and from Normal. Exposure, gamma, rib spacing, anatomy and noise vary
 independently of the class.
 """
@@ -98,26 +98,26 @@ def _pattern(rng: np.random.Generator, label: str, cy: float, cx: float, r: floa
     """Additive change of the lesion (before it is confined to its mask), float32 (H, W)."""
     yy, xx = grid()
     if label == "Pulmonary Edema":
-        lines = np.clip(np.cos(2 * np.pi * (yy + rng.uniform(0, 6)) / rng.uniform(5, 6.5)) - 0.5, 0, 1) * 2
-        return s * (0.08 + 0.03 * smooth_field(rng, 6) + 0.16 * lines)
+        lines = np.clip(np.cos(2 * np.pi * (yy + rng.uniform(0, 8)) / rng.uniform(7, 8.5)) - 0.4, 0, 1) / 0.6
+        return s * (0.08 + 0.03 * smooth_field(rng, 6) + 0.2 * lines)
     if label == "Pleural Effusion":
-        return s * (0.36 + 0.015 * smooth_field(rng, 12))
+        return s * (0.38 + 0.015 * smooth_field(rng, 12))
     if label == "Obstructive Pulmonary Disease":
         n = int(rng.integers(2, 5))
         ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.6, n) * r
         rims = np.zeros((SIZE, SIZE), np.float32)
         for a, d in zip(ang, rad):
             rr = np.hypot(yy - cy - d * np.sin(a), xx - cx - d * np.cos(a))
-            rims = np.maximum(rims, np.clip(1 - np.abs(rr - rng.uniform(3, 6)) / 0.8, 0, 1))
-        return s * (-0.13 + 0.2 * rims)
+            rims = np.maximum(rims, np.clip(1 - np.abs(rr - rng.uniform(4, 8)) / 1.0, 0, 1))
+        return s * (-0.15 + 0.25 * rims)
     if label == "Pulmonary Fibrosis":
         u, v = _rotated(rng)
-        p = rng.uniform(6, 7.5)
+        p = rng.uniform(8, 9.5)
         net = np.maximum(np.cos(2 * np.pi * u / p), np.cos(2 * np.pi * v / p))
-        return s * (0.05 + 0.24 * np.clip(net - 0.6, 0, 1) / 0.4)
+        return s * (0.05 + 0.28 * np.clip(net - 0.5, 0, 1) / 0.5)
     if label == "COVID-19":
-        blot = np.clip(smooth_field(rng, 18) * 0.8 + 0.2, 0, 1.5)
-        return s * 0.22 * blot
+        blot = np.clip(smooth_field(rng, 12) * 0.8 + 0.2, 0, 1.5)
+        return s * 0.25 * blot
     if label == "Bacterial and Viral Pneumonia":
         air = _branches(rng, cy, cx, r, int(rng.integers(2, 4)))
         return s * (0.3 + 0.02 * smooth_field(rng, 10) - 0.28 * air)
@@ -129,13 +129,13 @@ def cov_x(rng: np.random.Generator, label: str) -> Sample:
     img, lung, lung_soft = chest_xray(bg)
     if label == NORMAL:
         return Sample(to_uint8(finish_xray(img, fin)), None, {})
-    r = les.uniform(10, 17)
+    r = les.uniform(13, 22)
     where = erode(lung, r * 0.6)
     p = random_point_in(where if where.any() else lung, les)
     cy, cx = p if p is not None else (50.0, 40.0)
     alpha = star_alpha(cy, cx, r, harmonics=les.uniform(0, 0.15, 3), phases=les.uniform(0, 2 * np.pi, 3),
                        aspect=les.uniform(0.7, 1.0), angle=les.uniform(0, np.pi), edge=3.0)
     alpha = alpha * np.clip(lung_soft * 1.5, 0, 1)  # the opacity stays inside the lung
-    s = les.uniform(0.4, 1.0)
+    s = les.uniform(0.5, 1.0)
     img = (img + alpha * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
     return Sample(to_uint8(finish_xray(img, fin)), alpha > 0, {"s": s, "r": r})
