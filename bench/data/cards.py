@@ -13,6 +13,7 @@ Phantoms are keyed ``synthetic-<key>`` and use the card of ``<key>``.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from bench.data.paths import card_dirs
 from bench.registry import Registry
 
 SYNTHETIC_PREFIX = "synthetic-"
+CONFOUNDER_SEP = "+"  # synthetic-<key>+<cue>[@<Class>]@<p>: a phantom with a confounder (shortcut suite)
 MASK_KINDS = ("reference", "derived", "none")
 
 
@@ -168,21 +170,54 @@ def card_registry(root: str | os.PathLike = "") -> Registry[Path]:
 
 
 def split_key(key: str) -> tuple[bool, str]:
-    """``"synthetic-cov_x"`` -> ``(True, "cov_x")``; ``"cov_x"`` -> ``(False, "cov_x")``."""
+    """``"synthetic-cov_x"`` -> ``(True, "cov_x")``; ``"cov_x"`` -> ``(False, "cov_x")``.
+
+    A phantom's confounder suffix is not part of the card key: ``"synthetic-cov_x+tag@0.8"`` ->
+    ``(True, "cov_x")`` (see :func:`split_confounder`).
+    """
     if key.startswith(SYNTHETIC_PREFIX):
-        return True, key[len(SYNTHETIC_PREFIX):]
+        return True, key[len(SYNTHETIC_PREFIX):].partition(CONFOUNDER_SEP)[0]
     return False, key
 
 
+def split_confounder(key: str) -> tuple[str, str, float | None]:
+    """A phantom key with a confounder suffix -> ``(key without it, confounder spec, p)``.
+
+    ``"synthetic-lidc_idri+tag@0.8"`` -> ``("synthetic-lidc_idri", "tag", 0.8)``;
+    ``"synthetic-ham10000+ink@Melanoma@1"`` -> ``("synthetic-ham10000", "ink@Melanoma", 1.0)``: the spec is
+    ``cue`` or ``cue@Class`` (as ``--confounder``), the last ``@`` gives ``confounder_p``. Each (phantom,
+    cue, p) is then its own dataset with its own folder, so a sweep over p never regenerates one phantom
+    in place. A key without a suffix -> ``(key, "", None)``. ``ValueError`` for a malformed suffix.
+    """
+    if not key.startswith(SYNTHETIC_PREFIX) or CONFOUNDER_SEP not in key:
+        return key, "", None
+    head, _, tail = key.partition(CONFOUNDER_SEP)
+    spec, at, p_text = tail.rpartition("@")
+    try:
+        p = float(p_text) if at and spec else math.nan
+    except ValueError:
+        p = math.nan
+    if not 0.0 <= p <= 1.0:  # NaN fails too
+        raise ValueError(f"dataset {key!r}: a confounder suffix is +CUE@P or +CUE@Class@P with P in [0, 1], "
+                         f"e.g. {head}+tag@0.8")
+    return head, spec, p
+
+
 def canonical_key(key: str, root: str | os.PathLike = "") -> str:
-    """Resolve aliases: ``"mnist"`` -> ``"ham10000"``, ``"synthetic-mnist"`` -> ``"synthetic-ham10000"``."""
+    """Resolve aliases: ``"mnist"`` -> ``"ham10000"``, ``"synthetic-mnist"`` -> ``"synthetic-ham10000"``.
+
+    A confounder suffix is kept, with p written in its shortest form (``"+tag@1.0"`` -> ``"+tag@1"``).
+    """
     synthetic, base = split_key(key)
     reg = card_registry(root)
     if base not in reg:
         raise ValueError(f"no card for dataset {key!r}; known: {', '.join(reg.names())} "
-                         f"(or synthetic-<key>); cards are read from {', '.join(map(str, card_dirs(root)))}")
+                         f"(or synthetic-<key>[+cue@p]); cards are read from {', '.join(map(str, card_dirs(root)))}")
     base = reg.canonical(base)
-    return SYNTHETIC_PREFIX + base if synthetic else base
+    if not synthetic:
+        return base
+    _, spec, p = split_confounder(key)
+    return SYNTHETIC_PREFIX + base + (f"{CONFOUNDER_SEP}{spec}@{p:g}" if spec else "")
 
 
 def load_card(key: str, root: str | os.PathLike = "") -> DatasetCard:

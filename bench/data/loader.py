@@ -193,8 +193,8 @@ def load_dataset(
 ) -> ImageSet:
     """Load prepared dataset ``key`` (aliases accepted) at ``image_size`` x ``image_size``.
 
-    ``split``: None = every row; "train" / "val" / "test" = the rows with that split (a ``ValueError``
-    if the manifest assigns no splits). Any problem in the dataset raises one :class:`ManifestError`
+    ``split``: None = every row; "train" / "val" / "test" / "decorrelated" = the rows with that split
+    (a ``ValueError`` if the manifest assigns no splits). Any problem in the dataset raises one :class:`ManifestError`
     listing them all. ``cache=False`` skips the decoded-array cache.
     """
     if image_size < 1:
@@ -252,8 +252,8 @@ def load_dataset(
         key=ckey,
     )
     if split is not None:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be None, 'train', 'val' or 'test', got {split!r}")
+        if split not in ("train", "val", "test", "decorrelated"):
+            raise ValueError(f"split must be None, 'train', 'val', 'test' or 'decorrelated', got {split!r}")
         if not any(out.splits):
             raise ValueError(f"dataset {ckey!r} assigns no splits in its manifest; load split=None and split it")
         out = out.subset([i for i, sp in enumerate(out.splits) if sp == split])

@@ -5,7 +5,9 @@
 are ignored. ``image`` is relative to ``R/<key>/``; ``mask`` and ``confounder_mask`` are relative to
 ``M/<key>/`` and empty where there is none (e.g. normal cases); ``label`` is a class name of the
 card; ``group`` is the patient or lesion id (empty = the image's own id); ``split`` is empty or one
-of train / val / test. An image's id is its ``image`` path without the extension.
+of train / val / test, or ``decorrelated`` (a second test split, never trained on: the shortcut
+suite's, where a confounder is independent of the class). An image's id is its ``image`` path
+without the extension.
 
 Mask rule: a mask is a single-channel image (PNG recommended; an RGB mask is accepted when its three
 channels are equal) of the same size as its image whose values are all in {0, 1} or all in
@@ -32,7 +34,7 @@ from bench.data.paths import MANIFEST
 
 COLUMNS = ("image", "label", "mask", "group", "split")
 OPTIONAL_COLUMNS = ("mask_source", "confounder", "confounder_mask")
-SPLITS = ("", "train", "val", "test")
+SPLITS = ("", "train", "val", "test", "decorrelated")  # decorrelated: the shortcut suite's second test split
 MASK_SOURCES = ("", "reference", "derived")
 MASK_RULE = (
     "a mask must be single-channel (RGB only with equal channels), the size of its image, with values "
@@ -165,7 +167,7 @@ def check_rows(rows: list[Row], classes: Iterable[str], manifest: str) -> list[P
         if r.label not in classes:
             bad(f"label {r.label!r} is not a class of the card; classes: {', '.join(classes)}")
         if r.split not in SPLITS:
-            bad(f"split {r.split!r} must be empty or one of train, val, test")
+            bad(f"split {r.split!r} must be empty or one of train, val, test, decorrelated")
         if r.mask_source not in MASK_SOURCES:
             bad(f"mask_source {r.mask_source!r} must be empty, 'reference' or 'derived'")
         if r.confounder not in ("", "0", "1"):

@@ -18,7 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.data.cards import canonical_key, load_card, split_key
+from bench.data.cards import canonical_key, load_card, split_confounder, split_key
 from bench.data.paths import INFO, MANIFEST, data_root, dataset_dir, masks_dir
 
 @contextlib.contextmanager
@@ -70,6 +70,18 @@ def _phantom_options(seed, scale, min_per_class, max_per_class, confounder, conf
             "confounder_p": float(confounder_p), "generator_version": GENERATOR_VERSION}
 
 
+def key_confounder(key: str, confounder: str = "", confounder_p: float = 0.0) -> tuple[str, float]:
+    """The confounder a phantom ``key`` is generated with: its ``+cue@p`` suffix if it has one (then
+    ``confounder``/``confounder_p`` must be left at ""/0.0 or agree with it), else the arguments."""
+    _, spec, p = split_confounder(key)
+    if not spec:
+        return confounder, confounder_p
+    if (confounder, float(confounder_p)) not in (("", 0.0), (spec, p)):
+        raise ValueError(f"dataset {key!r} names its confounder ({spec!r}, p={p:g}); confounder={confounder!r}, "
+                         f"confounder_p={confounder_p} disagree (leave them unset)")
+    return spec, p
+
+
 def is_prepared(key: str, root: str = "", **options) -> bool:
     """True if ``R/<key>/manifest.csv`` exists (and, when ``options`` are given, it was prepared with them).
 
@@ -86,6 +98,7 @@ def is_prepared(key: str, root: str = "", **options) -> bool:
         full = {"seed": 0, "scale": 0.2, "min_per_class": 60, "max_per_class": 200, "confounder": "",
                 "confounder_p": 0.0}
         full.update(options)
+        full["confounder"], full["confounder_p"] = key_confounder(ckey, full["confounder"], full["confounder_p"])
         return info.get("options") == _phantom_options(**full)
     return all(info.get("options", {}).get(k) == v for k, v in options.items())
 
@@ -119,7 +132,8 @@ def prepare(
     """Prepare dataset ``key`` and return its folder ``R/<key>``.
 
     Phantoms (``synthetic-<k>``): ``seed, scale, min_per_class, max_per_class, confounder,
-    confounder_p`` (see :func:`bench.data.phantoms.generate`); regenerated only when these options,
+    confounder_p`` (see :func:`bench.data.phantoms.generate`; a key ``synthetic-<k>+cue@p`` sets the
+    last two itself and has its own folder); regenerated only when these options,
     the generator version or ``force`` say so. Real datasets: ``raw`` = the folder in the public
     layout of the card's ``raw_layout``; ``masks`` = an optional mask folder (converters that take
     one); ``link`` = "copy" | "hardlink" | "symlink" for the image files; other keyword options go to
@@ -132,6 +146,7 @@ def prepare(
     final, mfinal = dataset_dir(ckey, root), masks_dir(ckey, root)
     lock = data_root(root) / f".{ckey}.lock"
     if synthetic:
+        confounder, confounder_p = key_confounder(ckey, confounder, confounder_p)
         opts = _phantom_options(seed, scale, min_per_class, max_per_class, confounder, confounder_p)
         if not force and read_info(ckey, root).get("options") == opts and (final / MANIFEST).is_file():
             return final

@@ -13,6 +13,11 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 
+# The shortcut suite's second test split (bench.data.phantoms.generate): never trained on, never in a
+# Split; the sweep evaluates the trained model on it (the cue independent of the class there).
+DECORRELATED = "decorrelated"
+
+
 @dataclass(frozen=True)
 class Split:
     """Index arrays into the dataset (int64, sorted, disjoint)."""
@@ -82,9 +87,11 @@ def make_splits(
 
 
 def splits_from_column(splits: Sequence[str]) -> Split | None:
-    """A :class:`Split` from a manifest's ``split`` column, or ``None`` if any entry is empty."""
+    """A :class:`Split` from a manifest's ``split`` column, or ``None`` if any entry is empty.
+
+    Rows of the ``decorrelated`` split belong to none of its parts."""
     col = np.asarray([str(s).strip().lower() for s in splits])
-    if len(col) == 0 or np.any(col == "") or not np.isin(col, ["train", "val", "test"]).all():
+    if len(col) == 0 or np.any(col == "") or not np.isin(col, ["train", "val", "test", DECORRELATED]).all():
         return None
     idx = np.arange(len(col))
     return Split(train=idx[col == "train"], val=idx[col == "val"], test=idx[col == "test"])

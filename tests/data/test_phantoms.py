@@ -105,9 +105,9 @@ def test_confounder_hook(root):
     split = np.array(ds.splits)
     mal = (ds.labels == 1).numpy()
     cue = ds.has_confounder.numpy()
-    trainval = split != "test"
-    assert cue[trainval & mal].all() and not cue[trainval & ~mal].any()  # p = 1 on the chosen class only
-    assert set(split) == {"train", "val", "test"}
+    correlated = split != "decorrelated"  # train, val and the (correlated) test split
+    assert cue[correlated & mal].all() and not cue[correlated & ~mal].any()  # p = 1 on the chosen class only
+    assert set(split) == {"train", "val", "test", "decorrelated"}
     assert (ds.confounder_masks.flatten(1).any(1).numpy() == cue).all()
     assert not (ds.confounder_masks & ds.masks).any()  # the cue lies outside the lesion
     with pytest.raises(ValueError, match="unknown confounder"):
