@@ -11,16 +11,22 @@ grad_cam           sum_k mean_ij(g_k) A_k                                       
 grad_cam_pp        sum_k (sum_ij alpha_kij relu(g_kij)) A_k, alpha of eq. 19      1 fwd + 1 bwd
 xgrad_cam          sum_k (sum_ij A_kij g_kij / sum_ij A_kij) A_k                  1 fwd + 1 bwd
 layer_cam          sum_k relu(g_k) * A_k  (element-wise)                          1 fwd + 1 bwd
-score_cam          sum_k p_c(x * norm(up(A_k))) A_k                               1 + K fwd
+score_cam          sum_k p_c(x * norm(up(A_k))) A_k                               1 + K' fwd
 eigen_cam          A projected on its first right-singular vector (class-agnostic) 1 fwd
 fused_grad_cam     grad_cam on each of ``model.taps``; parts summed after ReLU    1 fwd + 1 bwd
 =================  =============================================================  ===============
 
 The backward pass of the gradient-based CAMs runs only from the logits down to the explained layer
 (the layer's output is made a leaf), so it costs less than a full backward pass to the input.
+On the CPU the images are passed to the model in channels-last memory order (:func:`_fast_layout`):
+oneDNN's convolutions then skip a layout conversion per layer (measured 1.2-1.5x faster forward and
+backward passes of FF-VGG19 on a 2-core CPU); values change only by float rounding.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +39,34 @@ from bench.attribution.base import (
     chunks,
     register_method,
 )
+
+
+def _fast_layout(images: torch.Tensor) -> torch.Tensor:
+    """``images`` in channels-last memory order on the CPU (same values, a copy; unchanged elsewhere)."""
+    if images.device.type == "cpu" and images.ndim == 4:
+        return images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+@contextmanager
+def channels_last(model: nn.Module) -> Iterator[None]:
+    """Within the block, the CPU ``Conv2d`` weights of ``model`` are held in channels-last memory order
+    (same values), so that a channels-last convolution does not re-order its weight on every call
+    (measured: that copy is ~10% of an FF-VGG19 forward pass at width 0.25). The original weight
+    tensors are put back on exit, normal or by exception; nothing else changes."""
+    saved = []
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(m, nn.Conv2d) and isinstance(w, torch.Tensor) and w.ndim == 4 and w.device.type == "cpu":
+            saved.append((m.weight, w.data))
+    try:
+        with torch.no_grad():
+            for p, data in saved:
+                p.data = data.contiguous(memory_format=torch.channels_last)
+        yield
+    finally:
+        for p, data in saved:
+            p.data = data
 
 
 def _one_pass(options: dict, channels: int) -> dict:
@@ -58,7 +92,8 @@ def grad_cam_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
 @register_method("grad_cam", family="cam", uses_layer=True, cost=_one_pass)
 def grad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017) on ``layer``: (B, h, w) before ReLU."""
-    _, (a,), (g,) = activations_and_grads(model, images, targets, [layer])
+    with channels_last(model):
+        _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     return grad_cam_map(a, g)
 
 
@@ -67,7 +102,8 @@ def grad_cam_pp(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19 with the exponential of the logit, so the second
     and third derivatives are powers of the first): alpha = g^2 / (2 g^2 + sum_ab A_ab g^3), taken as
     0 where the denominator is 0; channel weight = sum_ij alpha_ij relu(g_ij)."""
-    _, (a,), (g,) = activations_and_grads(model, images, targets, [layer])
+    with channels_last(model):
+        _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     g2 = g * g
     alpha = _safe_div(g2, 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g)
     weights = (alpha * F.relu(g)).sum(dim=(2, 3))
@@ -78,7 +114,8 @@ def grad_cam_pp(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *
 def xgrad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str) -> torch.Tensor:
     """XGrad-CAM (Fu et al. 2020): channel weight = sum_ij A_ij g_ij / sum_ij A_ij (0 for a channel
     whose activations sum to 0)."""
-    _, (a,), (g,) = activations_and_grads(model, images, targets, [layer])
+    with channels_last(model):
+        _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     weights = _safe_div((a * g).sum(dim=(2, 3)), a.sum(dim=(2, 3)))
     return _weighted_sum(weights, a)
 
@@ -86,7 +123,8 @@ def xgrad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
 @register_method("layer_cam", family="cam", uses_layer=True, cost=_one_pass)
 def layer_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str) -> torch.Tensor:
     """LayerCAM (Jiang et al. 2021): sum_k relu(g_k) * A_k, element-wise weights."""
-    _, (a,), (g,) = activations_and_grads(model, images, targets, [layer])
+    with channels_last(model):
+        _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     return (F.relu(g) * a).sum(dim=1)
 
 
@@ -106,7 +144,8 @@ def fused_grad_cam(
     ``layer`` is ignored when the model has taps.
     """
     taps = tuple(getattr(model, "taps", ()) or ()) or (layer,)
-    _, acts, grads = activations_and_grads(model, images, targets, list(taps))
+    with channels_last(model):
+        _, acts, grads = activations_and_grads(model, _fast_layout(images), targets, list(taps))
     return [grad_cam_map(a, g) for a, g in zip(acts, grads)]
 
 
@@ -128,24 +167,47 @@ def score_cam(
     images, without gradients. A channel whose activation is constant over the image (e.g. all zero
     after a ReLU) has no defined normalised mask; it is skipped and gets weight 0. Its term in the
     sum would be ``weight * constant`` — zero for the common all-zero case — so skipping changes the
-    map only for constant non-zero channels, where the mask is meaningless anyway. Cost: 1 + K'
-    forward passes per image, K' = channels that are not constant (<= K).
+    map only for constant non-zero channels, where the mask is meaningless anyway.
+
+    Work that cannot change a weight is not repeated: bilinear upsampling commutes with the affine
+    min-max normalisation, so a channel's mask depends only on its *layer-resolution* map min-max
+    normalised; channels of one image whose normalised maps are identical (common in sparse, trained
+    ReLU layers, e.g. two channels active at the same single position) share one forward pass.
+    Each mask is computed as norm(up(norm(A_k))) = norm(up(A_k)) (equal up to float rounding).
+    Cost: 1 + K' forward passes per image, K' = distinct non-constant channel maps (<= K).
     """
-    b, _, h, w = images.shape
-    _, a = activations(model, images, layer)
+    with channels_last(model):
+        return _score_cam(model, _fast_layout(images), targets, layer, batch_size)
+
+
+def _score_cam(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: str, batch_size: int
+) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    _, a = activations(model, x, layer)
     flat = a.flatten(2)
     lo, hi = flat.amin(dim=2), flat.amax(dim=2)  # (B, K)
     bi, ki = torch.nonzero(hi > lo, as_tuple=True)  # the (image, channel) pairs with a defined mask
     weights = torch.zeros(a.shape[:2], dtype=a.dtype, device=a.device)
+    if bi.numel() == 0:
+        return _weighted_sum(weights, a)
+    norm = (flat[bi, ki] - lo[bi, ki, None]) / (hi[bi, ki] - lo[bi, ki])[:, None]  # (P, h*w) in [0, 1]
+    # one row per distinct (image, normalised map); the image index leads so images never share
+    keyed = torch.cat([bi[:, None].to(norm.dtype), norm], dim=1)
+    uniq, inverse = torch.unique(keyed, dim=0, return_inverse=True)
+    ub = uniq[:, 0].long()
+    umaps = uniq[:, 1:].reshape(-1, 1, *a.shape[2:])
+    scores = torch.empty(uniq.shape[0], dtype=weights.dtype, device=a.device)
     with torch.no_grad():
-        for sl in chunks(int(bi.numel()), batch_size):
-            ib, ik = bi[sl], ki[sl]
-            m = F.interpolate(a[ib, ik][:, None], size=(h, w), mode="bilinear", align_corners=False)
+        for sl in chunks(int(uniq.shape[0]), batch_size):
+            ib = ub[sl]
+            m = F.interpolate(umaps[sl], size=(h, w), mode="bilinear", align_corners=False)
             m_lo = m.amin(dim=(2, 3), keepdim=True)
             m_hi = m.amax(dim=(2, 3), keepdim=True)
             m = (m - m_lo) / (m_hi - m_lo).clamp_min(torch.finfo(m.dtype).tiny)
-            probs = torch.softmax(model(images[ib] * m), dim=1)
-            weights[ib, ik] = probs.gather(1, targets[ib][:, None])[:, 0].to(weights.dtype)
+            probs = torch.softmax(model(_fast_layout(x[ib] * m)), dim=1)
+            scores[sl] = probs.gather(1, targets[ib][:, None])[:, 0].to(weights.dtype)
+    weights[bi, ki] = scores[inverse]
     return _weighted_sum(weights, a)
 
 
@@ -159,7 +221,8 @@ def eigen_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
     their first right-singular vector. As in the paper the matrix is not mean-centred (pytorch-grad-cam
     centres it). The singular vector's sign is arbitrary; it is chosen so that the map correlates
     positively with the channel sum of the activations. Class-agnostic: ``targets`` are not used."""
-    _, a = activations(model, images, layer)
+    with channels_last(model):
+        _, a = activations(model, _fast_layout(images), layer)
     b, k, h, w = a.shape
     m = a.flatten(2).transpose(1, 2).double()  # (B, hw, K); float64 for a stable SVD
     _, _, vh = torch.linalg.svd(m, full_matrices=False)
