@@ -117,7 +117,8 @@ def ensure_prepared(cfg: RunConfig) -> None:
 
     opts = phantom_options(cfg)
     if opts and not is_prepared(cfg.data.dataset, root=cfg.data.root, **opts):
-        prepare(cfg.data.dataset, root=cfg.data.root, **opts)
+        prepare(cfg.data.dataset, root=cfg.data.root, **opts,
+                progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
 
 
 def resolve_split(data, cfg: RunConfig, fold: int = 0) -> Split:
