@@ -27,6 +27,7 @@ import torch
 
 from bench.config import RunConfig, from_dict, to_dict
 from bench.device import set_threads
+from bench.sweep import shortcuts
 from bench.sweep.cache import JobStore, code_version, digest, stable_json, write_json
 from bench.sweep.suite import Suite
 
@@ -162,6 +163,7 @@ def _run_train(job: Job, store: JobStore, out: Path) -> None:
     res = fit(cfg, data=data, fold=job.spec["fold"], out_dir=out, progress=False)
     np.savez(out / "eval.npz", test_ids=np.asarray(res.test_ids), test_labels=res.test_labels,
              test_probs=res.test_probs)
+    shortcuts.evaluate_decorrelated(res.model, data, out, batch_size=4 * cfg.train.batch_size)  # shortcut suite
     write_json(out / "classification.json", res.metrics)
     write_json(out / "history.json", res.history)
 
@@ -198,8 +200,12 @@ def _run_explain(job: Job, store: JobStore, out: Path) -> None:
     cfg, model, _, ev = _train_outputs(job, store)
     data, index = dataset_for(cfg)
     sp = job.spec
-    picked = select_images(data, index, ev["test_ids"], ev["test_probs"], sp["max_images"])
-    prob_of = {str(t): p for t, p in zip(ev["test_ids"], ev["test_probs"])}
+    chosen = shortcuts.explain_selection(cfg, data, index, _train_dir(job, store), sp["max_images"])
+    if chosen is not None:  # a phantom with a confounder: its cue-carrying decorrelated images
+        picked, prob_of = chosen
+    else:
+        picked = select_images(data, index, ev["test_ids"], ev["test_probs"], sp["max_images"])
+        prob_of = {str(t): p for t, p in zip(ev["test_ids"], ev["test_probs"])}
     device = next(model.parameters()).device
     h, w = data.images.shape[-2:]
     maps = np.full((len(picked), h, w), np.nan, dtype=np.float32)
@@ -250,6 +256,13 @@ def _run_score(job: Job, store: JobStore, out: Path) -> None:
     base = pd.DataFrame({"image_id": meta["ids"], "label": meta["labels"], "target": meta["targets"],
                          "correct": meta["correct"],
                          "excluded": [meta["errors"].get(i, "") for i in meta["ids"]]})
+    _rows_frame(base, rows).to_parquet(out / "rows.parquet", index=False)
+    if curves is not None:
+        curves.to_parquet(out / "curves.parquet", index=False)
+    shortcuts.write_cue_rows(out, job.spec["metric"], job.spec["metric_options"], maps, data, idx, base)
+
+
+def _rows_frame(base: pd.DataFrame, rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
     frames = []
     for metric, (values, degenerate) in rows.items():
         f = base.copy()
@@ -257,9 +270,7 @@ def _run_score(job: Job, store: JobStore, out: Path) -> None:
         f["value"] = np.where(f["excluded"] != "", np.nan, values).astype(np.float64)
         f["degenerate"] = np.asarray(degenerate, dtype=bool) & (f["excluded"] == "")
         frames.append(f)
-    pd.concat(frames, ignore_index=True).to_parquet(out / "rows.parquet", index=False)
-    if curves is not None:
-        curves.to_parquet(out / "curves.parquet", index=False)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _run_sanity(job: Job, store: JobStore, out: Path) -> None:

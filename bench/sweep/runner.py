@@ -202,6 +202,9 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
         _parquet(out / "sanity.parquet", pd.concat(sanity, ignore_index=True))
     _write_galleries(suite, jobs, store, out)
     _rewrite_errors(jobs, store, out)
+    from bench.sweep.shortcuts import write_tables
+
+    write_tables(suite, jobs, store, out)  # shortcuts.parquet, confounder_results.parquet (shortcut suite)
     return results
 
 
