@@ -6,6 +6,7 @@ folder") and writes, into the same folder unless ``out_dir`` is given:
 - ``leaderboard.csv``, ``leaderboard_overall.csv``, ``leaderboard.md`` (always);
 - ``classification.csv``, ``classification.md`` (when ``classification.parquet`` exists);
 - ``sanity_summary.csv`` (when ``sanity.parquet`` exists);
+- ``shortcuts_*.csv`` and the Shortcuts section (when ``shortcuts.parquet`` exists: the shortcut suite);
 - ``figures/*.png`` (bar charts, curves, sanity), ``figures/gallery_*.jpg`` and ``scorecard.html``.
 
 Only ``results.parquet`` is required. A missing optional input turns its section of the page into a
@@ -128,9 +129,13 @@ def build_report(
     models = sorted(board["model"].unique()) if not board.empty else []
     errors, bad_lines = read_errors(run_dir / "errors.jsonl")
 
+    from bench.report.shortcuts import section as shortcuts_section
+
+    shortcuts_html = shortcuts_section(run_dir, out, figures, colours, written)  # None unless the run has them
     sections = [
         ("run", "Run", _section_run(run_info, run_dir)),
         ("ranking", "Overall ranking", _section_overall(overall, models, sanity_table)),
+        *([("shortcuts", "Shortcuts", shortcuts_html)] if shortcuts_html is not None else []),
         ("reading", "How to read this", _section_reading(board, n_resamples, confidence)),
         ("metrics", "Leaderboards", _section_metrics(board, models, figures, colours, confidence)),
         ("curves", "Deletion and insertion", _section_curves(inputs["curves.parquet"], models, figures, colours)),
