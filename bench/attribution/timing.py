@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     args = p.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     methods = [m for m in args.methods.split(",") if m] or None
     result = time_methods(methods, batch=args.batch, size=args.size, device=args.device, repeats=args.repeats,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
