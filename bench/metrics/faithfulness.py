@@ -142,6 +142,8 @@ def deletion_insertion(
     S1 = steps + 1
     bs = int(batch_size)
     probs = torch.empty(B, 2, S1, dtype=torch.float64, device=device)
+    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    from bench.attribution.cam import channels_last, to_channels_last  # late: attribution imports nothing here
 
     def prepare(lo: int, hi: int):
         """For images lo:hi: per image and curve (0 deletion, 1 insertion), what the changed pixels
@@ -162,8 +164,11 @@ def deletion_insertion(
             if sub.ndim == 4 and sub.shape[0] == B:  # one substrate per image
                 sub = sub[lo:hi]
             sub = sub.expand_as(x)
+        # in the layout the model is run in, so that the perturbed batches are built in it directly
         changed = torch.stack([sub, x], dim=1).reshape(-1, C, H, W)
         kept = torch.stack([x, blurred], dim=1).reshape(-1, C, H, W)
+        if device.type == "cpu":
+            changed, kept = to_channels_last(changed), to_channels_last(kept)
         return changed, kept, rank.view(hi - lo, 1, H, W)
 
     # Points whose input equals another point's input are not recomputed: (copy, source) positions in
@@ -172,9 +177,6 @@ def deletion_insertion(
     if isinstance(substrate, str) and substrate == "blur":
         twins.append((S1, steps))  # insertion's first = all blurred = deletion's last
     per_image = torch.tensor([i for i in range(2 * S1) if i not in {c for c, _ in twins}], device=device)
-    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-
-    from bench.attribution.cam import channels_last  # imported late: attribution depends on nothing here
 
     was_training = model.training
     model.eval()
