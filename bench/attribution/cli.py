@@ -265,7 +265,7 @@ def pick_per_class(labels: np.ndarray, has_mask: np.ndarray | None, per_class: i
 
 
 def _cmd_figure(args) -> int:
-    from bench.attribution.gallery import render_gallery
+    from bench.report.gallery import gallery_figure
 
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
@@ -282,15 +282,19 @@ def _cmd_figure(args) -> int:
     probs = _predict(model, images, device, args.batch_size)
     targets = _targets(args.target, labels[idx], probs, class_names)
     maps, _ = _explain_all(model, images, targets, methods, options, args.layer, device, args.batch_size)
-    rows = [
-        f"{data.ids[i]}\n{class_names[labels[i]]} p={probs[j, targets[j]]:.2f}" for j, i in enumerate(idx)
-    ]
     key = args.dataset or _cfg(info["config"], "data", "dataset")
     model_name = _cfg(info["config"], "model", "name", "model")
     layer = args.layer or getattr(model, "default_cam_layer", "")
-    path = render_gallery(
-        images, np.asarray(data.masks)[idx], maps, path=args.out, row_labels=rows,
-        title=f"{key} ({args.split}) - {model_name}, layer {layer}, target: {args.target}",
-    )
-    print(f"wrote {path}")
+    gallery = {  # the layout of a sweep's gallery/<dataset>.npz (one renderer for both)
+        "images": np.asarray(images, dtype=np.float32), "masks": np.asarray(data.masks)[idx].astype(bool),
+        "labels": labels[idx], "class_names": list(class_names),
+        "ids": [f"{data.ids[i]} p={probs[j, targets[j]]:.2f}" for j, i in enumerate(idx)],
+        "maps": {m: np.asarray(v, dtype=np.float32) for m, v in maps.items()},
+    }
+    fig = gallery_figure(gallery, max_rows=len(idx), methods=list(maps),
+                         title=f"{key} ({args.split}) - {model_name}, layer {layer}, target: {args.target}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
     return 0

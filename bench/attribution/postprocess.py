@@ -22,7 +22,7 @@ this order, to each part of it:
 4. for a list of parts (``fused_grad_cam``: one map per tap) the processed parts are **summed**.
 
 Nothing is ever min-max normalised here: the scale of a map is left to the metrics (most are
-invariant to it) and to display code (:mod:`bench.attribution.gallery` normalises for colour only).
+invariant to it) and to display code (:mod:`bench.report.gallery` normalises for colour only).
 The result is float32, contiguous, on the input's device.
 """
 

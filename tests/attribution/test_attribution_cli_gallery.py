@@ -12,30 +12,25 @@ import torch
 
 from bench.attribution import explain
 from bench.attribution.cli import pick_per_class
-from bench.attribution.gallery import render_gallery
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_render_gallery_writes_a_png(tmp_path, images):
-    masks = torch.zeros((3, 32, 32), dtype=torch.bool)
+def test_gallery_figure_of_explained_maps(tmp_path, images):
+    from bench.report.gallery import gallery_figure
+
+    masks = np.zeros((3, 32, 32), dtype=bool)
     masks[0, 8:16, 8:20] = True  # image 1 and 2: no lesion, no outline
-    maps = {"a": torch.rand(3, 32, 32), "b": np.zeros((3, 32, 32), dtype=np.float32)}  # constant map is fine
-    path = render_gallery(images, masks, maps, path=tmp_path / "sub" / "g.png", row_labels=["x", "y", "z"],
-                          title="t")
-    assert path.read_bytes()[:8] == PNG
+    maps = {"a": torch.rand(3, 32, 32).numpy(), "b": np.zeros((3, 32, 32), dtype=np.float32)}  # constant is fine
+    data = {"images": images.numpy(), "masks": masks, "labels": np.array([0, 1, 0]), "ids": ["x", "y", "z"],
+            "class_names": ["c0", "c1"], "maps": maps}
+    fig = gallery_figure(data, title="t", max_rows=3)
+    fig.savefig(tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:8] == PNG
     from PIL import Image
 
-    w, h = Image.open(path).size
-    assert w > h  # 4 columns, 3 rows
-
-
-def test_render_gallery_checks_shapes(tmp_path, images):
-    masks = torch.zeros((3, 32, 32), dtype=torch.bool)
-    with pytest.raises(ValueError, match="map 'a'"):
-        render_gallery(images, masks, {"a": torch.rand(3, 16, 16)}, path=tmp_path / "g.png")
-    with pytest.raises(ValueError, match="row labels"):
-        render_gallery(images, masks, {}, path=tmp_path / "g.png", row_labels=["x"])
+    w, h = Image.open(tmp_path / "g.png").size
+    assert w > h  # 3 columns (image, a, b), 3 rows
 
 
 def test_pick_per_class_prefers_images_with_masks():
