@@ -17,12 +17,14 @@ sweep (:mod:`bench.sweep.shortcuts`). Definitions (docs/shortcuts.md):
 - **shortcut detection** of a method = Spearman's rank correlation, over every dataset of the run (each
   phantom x p), between its cue share and the shortcut strength: a map that reveals what the classifier
   uses puts more of its mass on the cue the more the classifier relies on it.
-- **verdict**, on the datasets with a strong shortcut (drop >= :data:`STRONG_DROP`): the map *shows* the
-  region (lesion or cue) on which it is more concentrated, if that concentration is at least
-  :data:`SHOWS_CONCENTRATION`, else it shows neither. Showing the lesion there is **misleading** (the
-  classifier relies on the cue). Showing the cue **reveals the shortcut** when the cue share also tracks
-  the shortcut (rho >= :data:`DETECTS_RHO`); otherwise the map shows the cue whatever the classifier does
-  (e.g. an edge detector: the cue is a high-contrast object), which is no evidence about the classifier.
+- **verdict**, on the datasets with a strong shortcut (drop >= :data:`STRONG_DROP`): the map *shows* a
+  region (lesion or cue) when its concentration there is at least :data:`SHOWS_CONCENTRATION` and at
+  least :data:`SHOWS_MARGIN` times its concentration on the other; *both* when both reach
+  :data:`SHOWS_CONCENTRATION` without that margin; else *neither*. Showing the lesion there is
+  **misleading** (the classifier relies on the cue). Showing the cue **reveals the shortcut** when the cue
+  share also tracks the shortcut (rho >= :data:`DETECTS_RHO`); otherwise the map shows the cue whatever
+  the classifier does (e.g. an edge detector: the cue is a high-contrast object), which is no evidence
+  about the classifier.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from bench.report import html as H
 
 STRONG_DROP = 0.2  # a drop in accuracy at least this large = the classifier relies on the cue
 SHOWS_CONCENTRATION = 2.0  # a map "shows" a region holding at least twice the share a uniform map puts there
+SHOWS_MARGIN = 1.5  # ... and at least 1.5 times as concentrated there as on the other region
 DETECTS_RHO = 0.5  # cue share tracks the shortcut's strength (Spearman over the run's datasets)
 SHARE, POINTING = "energy_pointing_game", "pointing_game"
 OUTPUTS = ("shortcuts_classifier.csv", "shortcuts_methods.csv", "shortcuts_detection.csv")
@@ -87,14 +90,15 @@ def method_table(classifier: pd.DataFrame, lesion: pd.DataFrame, cue: pd.DataFra
 
 
 def shows(cue_concentration: float, lesion_concentration: float) -> str:
-    """"cue", "lesion" or "neither": the region the map is more concentrated on, if at least
-    :data:`SHOWS_CONCENTRATION` times a uniform map's ("-" if either is undefined)."""
+    """"cue", "lesion", "both" or "neither" (module docstring; "-" if either concentration is undefined)."""
     c, l = cue_concentration, lesion_concentration
     if not (np.isfinite(c) and np.isfinite(l)):
         return "-"
-    if max(c, l) < SHOWS_CONCENTRATION:
-        return "neither"
-    return "cue" if c > l else "lesion"
+    if c >= SHOWS_CONCENTRATION and c >= SHOWS_MARGIN * l:
+        return "cue"
+    if l >= SHOWS_CONCENTRATION and l >= SHOWS_MARGIN * c:
+        return "lesion"
+    return "both" if min(c, l) >= SHOWS_CONCENTRATION else "neither"
 
 
 def verdict(shown: str, rho: float, strong: int) -> str:
@@ -105,7 +109,7 @@ def verdict(shown: str, rho: float, strong: int) -> str:
         return "misleading"
     if shown == "cue":
         return "reveals the shortcut" if np.isfinite(rho) and rho >= DETECTS_RHO else "shows the cue regardless"
-    return "shows neither" if shown == "neither" else "-"
+    return {"both": "shows both", "neither": "shows neither"}.get(shown, "-")
 
 
 def detection_table(methods: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +214,7 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
     names = ordered_methods(sub["method"])
     lw = legend_width([*names, "accuracy drop"])
     n = len(phantoms)
-    fig = new_figure(2.9 * n + 0.9 + lw, 5.4, right=lw, wspace=0.35, hspace=0.45, top=0.6)
+    fig = new_figure(2.9 * n + 1.3 + lw, 5.4, right=lw + 0.4, wspace=0.35, hspace=0.45, top=0.6)  # + the twin axis
     with matplotlib.rc_context(STYLE):
         axes = fig.subplots(2, n, squeeze=False, sharex=True)
         for j, ph in enumerate(phantoms):
@@ -233,7 +237,7 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
         handles, labels = axes[0, 0].get_legend_handles_labels()
         handles.append(matplotlib.lines.Line2D([], [], color="#777", lw=2.5, alpha=0.35))
         labels.append("accuracy drop")
-        _figure_legend(fig, handles, labels, lw)
+        _figure_legend(fig, handles, labels, lw)  # in the last lw inches: clear of the twin axis' labels
         fig.suptitle("Share of positive saliency on the cue (top) and on the lesion (bottom) against p", fontsize=10)
     return fig
 
@@ -243,7 +247,7 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
 
 
 def _verdict_cls(v: str) -> str:
-    return {"reveals the shortcut": "pass", "misleading": "fail", "shows neither": "partial",
+    return {"reveals the shortcut": "pass", "misleading": "fail", "shows neither": "partial", "shows both": "partial",
             "shows the cue regardless": "partial"}.get(v, "")
 
 
@@ -296,8 +300,9 @@ def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], wr
             "that ignores the model has none). On the datasets with a strong shortcut "
             f"(drop &ge; {STRONG_DROP:g}): the shares, the <b>concentration</b> (share / the region's area: 1 for "
             "a uniform map) and the pointing game (the map's maximum on the region) for the cue and the lesion. "
-            "The map <i>shows</i> the region it is more concentrated on, if at least "
-            f"{SHOWS_CONCENTRATION:g}&times; uniform. Showing the lesion while the classifier relies on the cue is "
+            f"The map <i>shows</i> a region when it is at least {SHOWS_CONCENTRATION:g}&times; uniform there and "
+            f"{SHOWS_MARGIN:g}&times; as concentrated as on the other (<i>both</i>: both at least "
+            f"{SHOWS_CONCENTRATION:g}&times; without that margin). Showing the lesion while the classifier relies on the cue is "
             "<b>misleading</b>; showing the cue <b>reveals the shortcut</b> if the cue share also tracks the drop "
             f"(rho &ge; {DETECTS_RHO:g}), else the map shows the cue <i>regardless</i> of the classifier.</p>")
         if d is None or d.empty:

@@ -20,7 +20,8 @@ AREA = {"cue": 0.02, "lesion": 0.05}
 
 def _share(method: str, p: float, on: str) -> float:
     """tracker: follows the classifier (cue share grows with the drop); lesion_lover: always the lesion
-    (misleading); edgy: always the cue, whatever the classifier; flat: a uniform map (shows neither)."""
+    (misleading); edgy: always the cue, whatever the classifier; both: 5x uniform on each; flat: a uniform
+    map (shows neither)."""
     d = DROP[p]
     if method == "tracker":
         return 0.1 + 1.4 * d if on == "cue" else 0.6 - 1.0 * d
@@ -28,6 +29,8 @@ def _share(method: str, p: float, on: str) -> float:
         return 0.05 if on == "cue" else 0.7
     if method == "edgy":
         return 0.5 if on == "cue" else 0.1
+    if method == "both":
+        return 5 * AREA[on]
     return AREA[on]
 
 
@@ -50,7 +53,7 @@ def write_run(run) -> None:
                        "balanced_accuracy_correlated": 0.9, "n_decorrelated": 120,
                        "accuracy_decorrelated": 0.9 - DROP[p], "balanced_accuracy_decorrelated": 0.9 - DROP[p],
                        "drop": DROP[p], "flip_rate": DROP[p]})
-            for method in ("tracker", "lesion_lover", "edgy", "flat"):
+            for method in ("tracker", "lesion_lover", "edgy", "both", "flat"):
                 for metric, fn in (("energy_pointing_game", _share), ("pointing_game", _pointing)):
                     for on, rows in (("cue", cue), ("lesion", lesion)):
                         for i in range(N):
@@ -82,6 +85,7 @@ def test_ranking_and_verdicts(tmp_path):
     assert d.loc["flat", "verdict"] == "shows neither" and np.isnan(d.loc["flat", "rho"])
     assert d.loc["flat", "cue_concentration_strong"] == pytest.approx(1.0)  # a uniform map
     assert d.loc["edgy", "verdict"] == "shows the cue regardless"
+    assert d.loc["both", "verdict"] == "shows both"
     assert d.loc["tracker", "strong_datasets"] == 4  # p = 0.8 and 1 of both phantoms
 
 

@@ -58,8 +58,9 @@ def test_cue_alone_is_learned_and_fails_when_decorrelated(tmp_path, monkeypatch)
     write_lesion_free(root)
     data = load_dataset(KEY, root=root, image_size=32)
     assert not data.has_mask.any()
-    cfg = load_run_config("smoke", data={"dataset": KEY, "root": root, "image_size": 32},
-                          model={"head_units": 64}, train={"epochs": 30, "threads": 1})
+    cfg = load_run_config("smoke", data={"dataset": KEY, "root": root, "image_size": 32},  # pinned, as the suite
+                          model={"width": 0.125, "head_units": 64, "batch_norm": True, "bn_momentum": 0.1},
+                          train={"epochs": 30, "batch_size": 16, "patience": 0, "lr": 1e-3, "threads": 1})
     res = fit(cfg, data=data, progress=False)
     split = np.asarray(data.splits)
     acc_corr, _ = _accuracy(res.test_labels, res.test_probs)
