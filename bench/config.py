@@ -62,6 +62,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 4  # early stopping on validation loss; 0 disables
+    min_epochs: int = 0  # early stopping never ends training before this epoch
     seed: int = 0
     device: str = "auto"  # "auto" = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default

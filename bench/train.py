@@ -261,7 +261,7 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-            if cfg.train.patience and bad_epochs >= cfg.train.patience:
+            if cfg.train.patience and bad_epochs >= cfg.train.patience and epoch + 1 >= cfg.train.min_epochs:
                 break
         if cfg.train.max_steps and steps >= cfg.train.max_steps:
             break

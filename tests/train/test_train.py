@@ -78,3 +78,9 @@ def test_augmentation_moves_mask_with_image():
     # where the mask is, the image is bright; outside it is dark (up to bilinear edges)
     assert out[:, 0][m].mean() > 0.9 and out[:, 0][~m].mean() < 0.05
     assert abs(int(m.sum()) - int(mask.sum())) < 0.2 * int(mask.sum())
+
+
+def test_early_stopping_waits_for_min_epochs(tiny_set):
+    stopped = fit(_cfg(epochs=6, patience=1, lr=1e-9), data=tiny_set)  # no progress: stops at once
+    waited = fit(_cfg(epochs=6, patience=1, lr=1e-9, min_epochs=5), data=tiny_set)
+    assert len(stopped.history) < 5 <= len(waited.history)
