@@ -2,7 +2,7 @@
 
 ``lidc_idri``: one solitary nodule in a lung; Benign vs Malignant differ only in the nodule
 (density, calcification, texture, lobulation and spiculation), never in its position or core size.
-``cov_ct``: COVID-19 slices carry 1-3 peripheral ground-glass patches; Normal slices carry none.
+``cov_ct``: COVID-19 slices carry 2-4 peripheral ground-glass patches; Normal slices carry none.
 Both classes share the same anatomy, noise, window and a gravity-dependent posterior density
 (a look-alike of faint ground glass that lies outside any lesion and does not depend on the class).
 """
@@ -70,7 +70,7 @@ def chest_ct(rng: np.random.Generator, *, vessels: tuple[int, int] = (18, 36)) -
         spots = gauss_spots(ys, xs, rng.uniform(0.6, 1.5, len(ys)), rng.uniform(0.2, 0.45, len(ys)))
         img = img + spots * lungs * (1 - heart)
     # gravity-dependent (posterior) density: present in every class, a look-alike of faint ground glass
-    dep = rng.uniform(0.0, 0.1) if rng.random() < 0.6 else 0.0
+    dep = rng.uniform(0.0, 0.06) if rng.random() < 0.6 else 0.0
     img = img + dep * np.clip((yy - (cy + b * 0.1)) / 18, 0, 1) * lungs * (1 - heart)
     return img.astype(np.float32), lung, {"cy": cy, "cx": cx, "a": a, "b": b}
 
@@ -125,23 +125,23 @@ def lidc_idri(rng: np.random.Generator, label: str) -> Sample:
 
 
 def _ggo(rng: np.random.Generator, lung: np.ndarray, lungs_soft: np.ndarray, s: float):
-    """1-3 peripheral ground-glass patches inside the lung; returns (alpha, additive delta)."""
+    """2-4 peripheral ground-glass patches inside the lung; returns (alpha, additive delta)."""
     alpha = np.zeros((SIZE, SIZE), np.float32)
     from scipy import ndimage as ndi
 
     depth = ndi.distance_transform_edt(lung)
     rim = (depth >= 3) & (depth <= 11)
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(2, 5))):
         p = random_point_in(rim if rim.any() else lung, rng)
         if p is None:
             break
-        a = star_alpha(p[0], p[1], rng.uniform(9, 16), harmonics=rng.uniform(0, 0.2, 3),
+        a = star_alpha(p[0], p[1], rng.uniform(10, 18), harmonics=rng.uniform(0, 0.2, 3),
                        phases=rng.uniform(0, 2 * np.pi, 3), aspect=rng.uniform(0.6, 1.0),
                        angle=rng.uniform(0, np.pi), edge=3.0)
         alpha = np.maximum(alpha, a)
     alpha = alpha * lung  # the patch stays inside the lung
     tex = np.clip(1 + 0.35 * smooth_field(rng, 14), 0.2, 2)
-    delta = s * 0.35 * tex
+    delta = s * 0.4 * tex
     if s > 0.6:  # crazy paving: a reticular pattern on top of the ground glass
         yy, xx = grid()
         th = rng.uniform(0, np.pi)
@@ -152,12 +152,12 @@ def _ggo(rng: np.random.Generator, lung: np.ndarray, lungs_soft: np.ndarray, s: 
 
 
 def cov_ct(rng: np.random.Generator, label: str) -> Sample:
-    """COVID-19: ground glass of strength s ~ U(0.15, 1) (the faintest are near invisible); Normal: none."""
+    """COVID-19: ground glass of strength s ~ U(0.25, 1) (the faintest are near invisible); Normal: none."""
     bg, les, fin = streams(rng)
     img, lung, geo = chest_ct(bg, vessels=(24, 44))
     if label == "Normal":
         return Sample(to_uint8(finish_ct(img, fin)), None, {})
-    s = les.uniform(0.15, 1.0)
+    s = les.uniform(0.25, 1.0)
     alpha, delta = _ggo(les, lung, lung.astype(np.float32), s)
     img = img + alpha * delta
     img = finish_ct(img, fin)

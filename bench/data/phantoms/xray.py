@@ -5,7 +5,7 @@ whose position and size are drawn from the same distribution for every class; th
 by what the opacity looks like: edema = haze with horizontal (Kerley) lines; effusion = dense,
 homogeneous white-out; obstructive disease = hyperlucency with thin-walled bullae; fibrosis =
 reticular (honeycomb) net; COVID-19 = patchy ground glass; pneumonia = dense consolidation with dark
-air bronchograms. The contrast s ~ U(0.5, 1) scales every pattern, so faint lesions are hard to
+air bronchograms. The contrast s ~ U(0.6, 1) scales every pattern, so faint lesions are hard to
 tell from each other and from Normal. Exposure, gamma, rib spacing, anatomy and noise vary
 independently of the class.
 """
@@ -136,6 +136,6 @@ def cov_x(rng: np.random.Generator, label: str) -> Sample:
     alpha = star_alpha(cy, cx, r, harmonics=les.uniform(0, 0.15, 3), phases=les.uniform(0, 2 * np.pi, 3),
                        aspect=les.uniform(0.7, 1.0), angle=les.uniform(0, np.pi), edge=3.0)
     alpha = alpha * np.clip(lung_soft * 1.5, 0, 1)  # the opacity stays inside the lung
-    s = les.uniform(0.5, 1.0)
-    img = (img + alpha * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
+    s = les.uniform(0.6, 1.0)
+    img = (img + alpha * 1.3 * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
     return Sample(to_uint8(finish_xray(img, fin)), alpha > 0, {"s": s, "r": r})
