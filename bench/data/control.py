@@ -34,6 +34,15 @@ def make_composites(imageset, a_idx, b_idx, *, dilate: int = 2) -> tuple[torch.T
     return comp, region
 
 
+def _nearest(imageset, a: int, candidates: np.ndarray) -> int:
+    """The candidate closest to image ``a`` outside the union of both masks (mean squared difference)."""
+    cand = torch.as_tensor(candidates, dtype=torch.long)
+    outside = ~(imageset.masks[cand] | imageset.masks[a])  # (C, H, W)
+    d2 = ((imageset.images[cand] - imageset.images[a]) ** 2).sum(1)  # (C, H, W)
+    score = (d2 * outside).flatten(1).sum(1) / outside.flatten(1).sum(1).clamp(min=1)
+    return int(cand[int(score.argmin())])
+
+
 @torch.no_grad()
 def _predict(model, images: torch.Tensor, device, batch_size: int) -> torch.Tensor:
     out = []
@@ -51,6 +60,7 @@ def composite_control(
     seed: int = 0,
     device: str | torch.device | None = None,
     batch_size: int = 64,
+    pairing: str = "random",
 ) -> dict:
     """Run the composite control of ``model`` on ``imageset`` (use the test images).
 
@@ -61,6 +71,9 @@ def composite_control(
     ``other``; the same three restricted to pairs whose two source images are both classified
     correctly (``*_given_correct``, ``n_pairs_correct``); ``source_accuracy`` (on the source images);
     ``by_lesion_class`` (class of the lesion donor -> n, follows_lesion, follows_background).
+    ``pairing="nearest"``: the background donor is, within its drawn class, the image closest to the
+    lesion donor outside both masks (mean squared pixel difference), so the pasted region brings
+    little foreign anatomy (a lung border, a map's rim) that could itself look like a lesion.
     A ``ValueError`` if fewer than two classes are present or no image has a mask.
     ``device``: None = the model's device. The model is put in eval mode.
     """
@@ -75,6 +88,8 @@ def composite_control(
         dev = p.device if p is not None else torch.device("cpu")
     else:
         dev = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    if pairing not in ("random", "nearest"):
+        raise ValueError(f"pairing must be 'random' or 'nearest', got {pairing!r}")
     model.eval()
     rng = np.random.default_rng(seed)
     by_class = {c: np.flatnonzero(labels.numpy() == c) for c in classes}
@@ -86,7 +101,11 @@ def composite_control(
         ca = classes[rng.integers(len(classes))]
         others = [c for c in classes if c != ca]
         cb = others[rng.integers(len(others))]
-        a, b = rng.choice(by_class[ca]), rng.choice(by_class[cb])
+        a = rng.choice(by_class[ca])
+        if pairing == "nearest":
+            b = _nearest(imageset, int(a), by_class[cb])
+        else:
+            b = rng.choice(by_class[cb])
         if not (has[a] or has[b]):
             continue
         a_idx.append(int(a))
@@ -123,4 +142,5 @@ def composite_control(
         "by_lesion_class": per,
         "dilate": dilate,
         "seed": seed,
+        "pairing": pairing,
     }

@@ -86,6 +86,8 @@ def test_composite_control_separates_lesion_from_background_models(root, save):
     background = composite_control(Corner(), ds, n_pairs=40, seed=1)
     assert background["follows_background"] == 1.0 and background["follows_lesion"] == 0.0
     assert background["other"] == 0.0
+    nearest = composite_control(BrightSpot(), ds, n_pairs=20, seed=1, pairing="nearest")
+    assert nearest["follows_lesion"] == 1.0 and nearest["pairing"] == "nearest"
 
 
 def test_composites_take_the_dilated_union_from_the_lesion_donor(root, save):
