@@ -128,7 +128,8 @@ def detection_table(methods: pd.DataFrame) -> pd.DataFrame:
         for c in ("cue", "lesion"):  # ratio of means over the strong datasets
             area = strong[f"{c}_area"].mean() if len(strong) else float("nan")
             row[f"{c}_concentration_strong"] = row[f"{c}_share_strong"] / area if area > 0 else float("nan")
-        row["shows"] = shows(row["cue_concentration_strong"], row["lesion_concentration_strong"]) if len(strong) else "-"
+        row["shows"] = (shows(row["cue_concentration_strong"], row["lesion_concentration_strong"])
+                        if len(strong) else "-")
         row["verdict"] = verdict(row["shows"], row["rho"], len(strong))
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -221,7 +222,8 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
             g = sub[sub["phantom"] == ph]
             for m in names:
                 r = g[g["method"] == m].sort_values("p")
-                style = dict(color=colours.get(m, "#333"), lw=1.2, ls="--" if m in BASELINES else "-", marker="o", ms=2.5)
+                style = dict(color=colours.get(m, "#333"), lw=1.2, ls="--" if m in BASELINES else "-",
+                             marker="o", ms=2.5)
                 axes[0, j].plot(r["p"], r["cue_share"], label=m, **style)
                 axes[1, j].plot(r["p"], r["lesion_share"], **style)
             drop = g.groupby("p")["drop"].first().sort_index()
@@ -302,9 +304,10 @@ def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], wr
             "a uniform map) and the pointing game (the map's maximum on the region) for the cue and the lesion. "
             f"The map <i>shows</i> a region when it is at least {SHOWS_CONCENTRATION:g}&times; uniform there and "
             f"{SHOWS_MARGIN:g}&times; as concentrated as on the other (<i>both</i>: both at least "
-            f"{SHOWS_CONCENTRATION:g}&times; without that margin). Showing the lesion while the classifier relies on the cue is "
-            "<b>misleading</b>; showing the cue <b>reveals the shortcut</b> if the cue share also tracks the drop "
-            f"(rho &ge; {DETECTS_RHO:g}), else the map shows the cue <i>regardless</i> of the classifier.</p>")
+            f"{SHOWS_CONCENTRATION:g}&times; without that margin). Showing the lesion while the classifier "
+            "relies on the cue is <b>misleading</b>; showing the cue <b>reveals the shortcut</b> if the cue share "
+            f"also tracks the drop (rho &ge; {DETECTS_RHO:g}), else the map shows the cue <i>regardless</i> of the "
+            "classifier.</p>")
         if d is None or d.empty:
             parts.append(H.note("No method was scored against the cue's mask in this run."))
         else:

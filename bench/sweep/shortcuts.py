@@ -95,7 +95,8 @@ def explain_selection(cfg: RunConfig, data, index: dict[str, int], train_dir: Pa
     with np.load(path) as ev:
         ids, probs = [str(t) for t in ev["ids"]], ev["probs"]
     prob_of = dict(zip(ids, probs))
-    picked = [index[t] for t in sorted(ids) if bool(data.has_confounder[index[t]]) and int(data.labels[index[t]]) == cls]
+    picked = [index[t] for t in sorted(ids)
+              if bool(data.has_confounder[index[t]]) and int(data.labels[index[t]]) == cls]
     return picked[:max_images], prob_of
 
 
@@ -191,9 +192,11 @@ def write_tables(suite, jobs, store, out: Path) -> None:
             cue_rows.append(f)
     types = {"seed": "int64", "fold": "int64", "label": "int64", "target": "int64", "correct": bool,
              "value": "float64", "degenerate": bool}
+    def cue_table() -> pd.DataFrame:  # stored rows from before the area columns get NaN areas
+        return pd.concat(cue_rows, ignore_index=True).reindex(columns=CUE_COLUMNS).astype(types)
+
     for name, frames, make in ((SHORTCUTS, rows, lambda: pd.DataFrame(rows, columns=SHORTCUT_COLUMNS)),
-                               (CONFOUNDER_RESULTS, cue_rows,
-                                lambda: pd.concat(cue_rows, ignore_index=True).reindex(columns=CUE_COLUMNS).astype(types))):
+                               (CONFOUNDER_RESULTS, cue_rows, cue_table)):
         if frames:
             _parquet(out / name, make())
         else:

@@ -52,7 +52,7 @@ def test_each_p_is_its_own_dataset(root):
     assert not is_prepared("synthetic-pet_ct", root=str(root))  # the plain phantom is untouched
     with pytest.raises(ValueError, match="disagree"):
         prepare("synthetic-pet_ct+tag@1", confounder="ink", confounder_p=1.0, **small)
-    ds0, ds1 = (load_dataset(k, root=str(root), image_size=32) for k in ("synthetic-pet_ct+tag@0", "synthetic-pet_ct+tag@1"))
+    ds0, ds1 = (load_dataset(f"synthetic-pet_ct+tag@{p}", root=str(root), image_size=32) for p in (0, 1))
     corr0 = np.asarray(ds0.splits) != "decorrelated"
     assert not ds0.has_confounder[corr0].any() and ds1.has_confounder.any()
 

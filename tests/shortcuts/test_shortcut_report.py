@@ -64,7 +64,8 @@ def write_run(run) -> None:
                                          "cue_area": AREA["cue"], "lesion_area": AREA["lesion"]})
     pd.DataFrame(sc, columns=SHORTCUT_COLUMNS).to_parquet(run / "shortcuts.parquet")
     pd.DataFrame(lesion, columns=RESULT_COLUMNS).to_parquet(run / "results.parquet")
-    pd.DataFrame(cue, columns=[*RESULT_COLUMNS, "cue_area", "lesion_area"]).to_parquet(run / "confounder_results.parquet")
+    cue_columns = [*RESULT_COLUMNS, "cue_area", "lesion_area"]
+    pd.DataFrame(cue, columns=cue_columns).to_parquet(run / "confounder_results.parquet")
 
 
 def test_spearman():
