@@ -30,6 +30,8 @@ from bench.sweep.suite import Suite, load_suite
 RESULT_COLUMNS = ["run", "dataset", "model", "seed", "fold", "method", "metric", "image_id", "label", "target",
                   "correct", "value", "degenerate", "excluded"]
 IDENT = ("dataset", "model", "seed", "fold")
+CLASSIFICATION_COLUMNS = ["run", *IDENT, "n_test", "accuracy", "sensitivity", "specificity", "auc", "f1", "average",
+                          "positive", "real", "paper_key"]
 
 
 def default_out(suite: Suite) -> Path:
@@ -195,7 +197,7 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
     results = results.astype({"seed": "int64", "fold": "int64", "label": "int64", "target": "int64",
                               "correct": bool, "value": "float64", "degenerate": bool})
     _parquet(out / "results.parquet", results)
-    _parquet(out / "classification.parquet", pd.DataFrame(classification))
+    _parquet(out / "classification.parquet", pd.DataFrame(classification, columns=CLASSIFICATION_COLUMNS))
     if curves:
         _parquet(out / "curves.parquet", pd.concat(curves, ignore_index=True))
     if sanity:
