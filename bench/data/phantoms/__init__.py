@@ -27,7 +27,7 @@ from bench.data.splits import DECORRELATED
 from bench.registry import Registry
 
 # Bump when any phantom's drawing changes: prepared phantoms with an older version are regenerated.
-GENERATOR_VERSION = 4  # 3: with a confounder, test is correlated and a paired decorrelated split is added
+GENERATOR_VERSION = 5  # 3: with a confounder, test is correlated and a paired decorrelated split is added
 
 PHANTOMS: Registry = Registry("phantom")
 PHANTOMS.register("lidc_idri", ct.lidc_idri, modality="CT", colour=False)

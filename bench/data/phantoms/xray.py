@@ -99,7 +99,7 @@ def _pattern(rng: np.random.Generator, label: str, cy: float, cx: float, r: floa
     yy, xx = grid()
     if label == "Pulmonary Edema":
         lines = np.clip(np.cos(2 * np.pi * (yy + rng.uniform(0, 8)) / rng.uniform(7, 8.5)) - 0.4, 0, 1) / 0.6
-        return s * (0.08 + 0.03 * smooth_field(rng, 6) + 0.2 * lines)
+        return s * (0.06 + 0.03 * smooth_field(rng, 6) + 0.3 * lines)
     if label == "Pleural Effusion":
         return s * (0.38 + 0.015 * smooth_field(rng, 12))
     if label == "Obstructive Pulmonary Disease":
@@ -116,8 +116,8 @@ def _pattern(rng: np.random.Generator, label: str, cy: float, cx: float, r: floa
         net = np.maximum(np.cos(2 * np.pi * u / p), np.cos(2 * np.pi * v / p))
         return s * (0.05 + 0.28 * np.clip(net - 0.5, 0, 1) / 0.5)
     if label == "COVID-19":
-        blot = np.clip(smooth_field(rng, 12) * 0.8 + 0.2, 0, 1.5)
-        return s * 0.25 * blot
+        blot = np.clip(smooth_field(rng, 12) * 1.2, 0, 1.5)
+        return s * 0.3 * blot
     if label == "Bacterial and Viral Pneumonia":
         air = _branches(rng, cy, cx, r, int(rng.integers(2, 4)))
         return s * (0.3 + 0.02 * smooth_field(rng, 10) - 0.28 * air)
