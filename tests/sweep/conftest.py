@@ -20,8 +20,14 @@ def data_root(tmp_path_factory) -> Path:
 def smoke_run(tmp_path_factory, data_root) -> Path:
     from bench.sweep import run_suite
 
+    import torch
+
     out = tmp_path_factory.mktemp("runs") / "smoke"
-    run_suite("smoke", out=out, overrides=[f"data.root='{data_root}'"], progress=False)
+    threads = torch.get_num_threads()
+    try:
+        run_suite("smoke", out=out, overrides=[f"data.root='{data_root}'", "train.threads=2"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

@@ -25,7 +25,7 @@ def ray_instance():
 
 
 def _overrides(data_root, *more):
-    return [f"data.root='{data_root}'", *more]
+    return [f"data.root='{data_root}'", "train.threads=2", *more]  # as the shared smoke_run
 
 
 def _stats(out):

@@ -11,6 +11,10 @@ import pytest
 from bench.sweep import RESULT_COLUMNS, load_results, load_suite, run_suite
 from bench.sweep.cache import RunLocked, run_lock
 
+# torch's thread count changes float results at the bit level; pin it so in-process and subprocess
+# runs compute alike whatever earlier tests did to the process's thread setting
+THREADS = "train.threads=2"
+
 pytestmark = pytest.mark.slow
 
 
@@ -40,14 +44,14 @@ def test_smoke_writes_every_file_with_the_documented_columns(smoke_run):
 
 def test_second_run_does_no_work_and_gives_the_same_table(smoke_copy, data_root):
     before = load_results(smoke_copy)
-    after = run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'"], progress=False)
+    after = run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
     assert _ran(smoke_copy) == {}
     pd.testing.assert_frame_equal(before, after)
 
 
 def test_changing_one_method_option_recomputes_only_that_method(smoke_copy, data_root):
     before = load_results(smoke_copy)
-    run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", "explain.options={random={seed=7}}"],
+    run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS, "explain.options={random={seed=7}}"],
               progress=False)
     suite = load_suite("smoke")
     n_score = len(set(m if m not in ("deletion", "insertion") else "di" for m in suite.metrics))
@@ -61,7 +65,7 @@ def test_changing_one_method_option_recomputes_only_that_method(smoke_copy, data
 def test_killed_run_resumes_to_the_same_results(smoke_run, tmp_path, data_root):
     out = tmp_path / "killed"
     code = ("import sys; from bench.sweep import run_suite; "
-            f"run_suite('smoke', out={str(out)!r}, overrides=[\"data.root='{data_root}'\"], progress=False)")
+            f"run_suite('smoke', out={str(out)!r}, overrides=[\"data.root='{data_root}'\", {THREADS!r}], progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # kill -9 once a few jobs are stored, mid-sweep
@@ -71,7 +75,7 @@ def test_killed_run_resumes_to_the_same_results(smoke_run, tmp_path, data_root):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "results.parquet").exists()
-    resumed = run_suite("smoke", out=out, overrides=[f"data.root='{data_root}'"], progress=False)
+    resumed = run_suite("smoke", out=out, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
     pd.testing.assert_frame_equal(resumed, load_results(smoke_run))
 
 
