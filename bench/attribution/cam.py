@@ -20,7 +20,8 @@ The backward pass of the gradient-based CAMs runs only from the logits down to t
 (the layer's output is made a leaf), so it costs less than a full backward pass to the input.
 On the CPU the images are passed to the model in channels-last memory order (:func:`_fast_layout`):
 oneDNN's convolutions then skip a layout conversion per layer (measured 1.2-1.5x faster forward and
-backward passes of FF-VGG19 on a 2-core CPU); values change only by float rounding.
+backward passes of FF-VGG19 on a 2-core CPU), and eval-mode BatchNorms that follow a conv are folded
+into it for the duration of the call (:func:`fast_model`); values change only by float rounding.
 """
 
 from __future__ import annotations
@@ -59,24 +60,58 @@ def to_channels_last(w: torch.Tensor) -> torch.Tensor:
     return w.contiguous(memory_format=torch.channels_last)
 
 
+def _foldable(model: nn.Module) -> list[tuple[nn.Sequential, str, nn.Conv2d, nn.BatchNorm2d]]:
+    """Every CPU ``Conv2d`` (with a bias) directly followed by an eval-mode ``BatchNorm2d`` in an
+    ``nn.Sequential`` (the vgg19_bn layout), where neither is an explained layer nor carries hooks:
+    ``(sequential, key of the BatchNorm, conv, bn)``."""
+    layers = getattr(model, "cam_layers", None) or {}
+    protected = {id(m) for m in layers.values()}
+    out = []
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        items = list(seq._modules.items())
+        for (_, conv), (key, bn) in zip(items, items[1:]):
+            if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and not bn.training
+                    and bn.running_mean is not None and bn.running_var is not None and conv.bias is not None
+                    and conv.weight.device.type == "cpu" and id(conv) not in protected and id(bn) not in protected
+                    and not (conv._forward_hooks or conv._forward_pre_hooks or bn._forward_hooks
+                             or bn._forward_pre_hooks)):
+                out.append((seq, key, conv, bn))
+    return out
+
+
 @contextmanager
-def channels_last(model: nn.Module) -> Iterator[None]:
-    """Within the block, the CPU ``Conv2d`` weights of ``model`` are held in channels-last memory order
-    (same values), so that a channels-last convolution does not re-order its weight on every call
-    (measured: that copy is ~10% of an FF-VGG19 forward pass at width 0.25). The original weight
-    tensors are put back on exit, normal or by exception; nothing else changes."""
-    saved = []
+def fast_model(model: nn.Module) -> Iterator[None]:
+    """Within the block, on the CPU: every eval-mode BatchNorm that directly follows a conv is folded
+    into the conv's weight and bias (and replaced by ``nn.Identity``), and the conv weights are held in
+    channels-last memory order, so that a channels-last convolution does not re-order its weight on
+    every call. Same function of the input up to float rounding (an eval-mode BatchNorm is an affine
+    map per channel); measured 1.2x faster passes of the quick FF-VGG19 with BatchNorm, and the weight
+    re-ordering it avoids is ~10% of a pass. The original modules and weight tensors are put back on
+    exit, normal or by exception."""
+    folded = _foldable(model)
+    saved_bias = [(conv.bias, conv.bias.data) for _, _, conv, _ in folded]
+    saved_w = []
     for m in model.modules():
         w = getattr(m, "weight", None)
         if isinstance(m, nn.Conv2d) and isinstance(w, torch.Tensor) and w.ndim == 4 and w.device.type == "cpu":
-            saved.append((m.weight, w.data))
+            saved_w.append((m.weight, w.data))
     try:
         with torch.no_grad():
-            for p, data in saved:
-                p.data = to_channels_last(data)
+            for seq, key, conv, bn in folded:
+                scale = torch.rsqrt(bn.running_var + bn.eps)
+                if bn.weight is not None:
+                    scale = scale * bn.weight
+                shift = -bn.running_mean * scale + (bn.bias if bn.bias is not None else 0)
+                conv.weight.data = conv.weight.data * scale.view(-1, 1, 1, 1).to(conv.weight.dtype)
+                conv.bias.data = conv.bias.data * scale.to(conv.bias.dtype) + shift.to(conv.bias.dtype)
+                seq._modules[key] = nn.Identity()
+            for p, _ in saved_w:
+                p.data = to_channels_last(p.data)
         yield
     finally:
-        for p, data in saved:
+        for seq, key, _, bn in folded:
+            seq._modules[key] = bn
+        for p, data in saved_w + saved_bias:
             p.data = data
 
 
@@ -103,7 +138,7 @@ def grad_cam_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
 @register_method("grad_cam", family="cam", uses_layer=True, cost=_one_pass)
 def grad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017) on ``layer``: (B, h, w) before ReLU."""
-    with channels_last(model):
+    with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     return grad_cam_map(a, g)
 
@@ -113,7 +148,7 @@ def grad_cam_pp(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19 with the exponential of the logit, so the second
     and third derivatives are powers of the first): alpha = g^2 / (2 g^2 + sum_ab A_ab g^3), taken as
     0 where the denominator is 0; channel weight = sum_ij alpha_ij relu(g_ij)."""
-    with channels_last(model):
+    with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     g2 = g * g
     alpha = _safe_div(g2, 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g)
@@ -125,7 +160,7 @@ def grad_cam_pp(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *
 def xgrad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str) -> torch.Tensor:
     """XGrad-CAM (Fu et al. 2020): channel weight = sum_ij A_ij g_ij / sum_ij A_ij (0 for a channel
     whose activations sum to 0)."""
-    with channels_last(model):
+    with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     weights = _safe_div((a * g).sum(dim=(2, 3)), a.sum(dim=(2, 3)))
     return _weighted_sum(weights, a)
@@ -134,7 +169,7 @@ def xgrad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
 @register_method("layer_cam", family="cam", uses_layer=True, cost=_one_pass)
 def layer_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str) -> torch.Tensor:
     """LayerCAM (Jiang et al. 2021): sum_k relu(g_k) * A_k, element-wise weights."""
-    with channels_last(model):
+    with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
     return (F.relu(g) * a).sum(dim=1)
 
@@ -155,7 +190,7 @@ def fused_grad_cam(
     ``layer`` is ignored when the model has taps.
     """
     taps = tuple(getattr(model, "taps", ()) or ()) or (layer,)
-    with channels_last(model):
+    with fast_model(model):
         _, acts, grads = activations_and_grads(model, _fast_layout(images), targets, list(taps))
     return [grad_cam_map(a, g) for a, g in zip(acts, grads)]
 
@@ -187,7 +222,7 @@ def score_cam(
     Each mask is computed as norm(up(norm(A_k))) = norm(up(A_k)) (equal up to float rounding).
     Cost: 1 + K' forward passes per image, K' = distinct non-constant channel maps (<= K).
     """
-    with channels_last(model):
+    with fast_model(model):
         return _score_cam(model, _fast_layout(images), targets, layer, batch_size)
 
 
@@ -232,7 +267,7 @@ def eigen_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
     their first right-singular vector. As in the paper the matrix is not mean-centred (pytorch-grad-cam
     centres it). The singular vector's sign is arbitrary; it is chosen so that the map correlates
     positively with the channel sum of the activations. Class-agnostic: ``targets`` are not used."""
-    with channels_last(model):
+    with fast_model(model):
         _, a = activations(model, _fast_layout(images), layer)
     b, k, h, w = a.shape
     m = a.flatten(2).transpose(1, 2).double()  # (B, hw, K); float64 for a stable SVD

@@ -88,7 +88,8 @@ def deletion_insertion(
     Args:
         model: classifier returning logits ``(N, num_classes)``; run in eval mode under
             ``torch.no_grad`` on its own device; its training flag is restored afterwards and its
-            weights' values are never changed (on the CPU they are held channels-last during the call).
+            weights are as before (on the CPU, during the call, they are held channels-last and eval-mode
+            BatchNorms following a conv are folded into it; see ``bench.attribution.cam.fast_model``).
         images: ``(B, C, H, W)`` float, in the model's input space (the zeros substrate is zero there).
         saliency: ``(B, h, w)`` array or tensor with ``h <= H``, ``w <= W``.
         targets: int (one class for all) or ``(B,)`` class indices.
@@ -107,8 +108,8 @@ def deletion_insertion(
     Cost: ``2 * steps + 1`` forward passes per image (``2 * steps`` with ``substrate="blur"``): the
     unperturbed image (deletion's first and insertion's last point) is scored once, and so is the
     all-blurred image when it is both deletion's last and insertion's first point. On the CPU the
-    perturbed images go to the model in channels-last memory order (faster oneDNN convolutions;
-    values change only by float rounding).
+    perturbed images go to the model in channels-last memory order, with BatchNorms folded into the
+    convs (faster passes; values change only by float rounding).
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
@@ -143,7 +144,7 @@ def deletion_insertion(
     bs = int(batch_size)
     probs = torch.empty(B, 2, S1, dtype=torch.float64, device=device)
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    from bench.attribution.cam import channels_last, to_channels_last  # late: attribution imports nothing here
+    from bench.attribution.cam import fast_model, to_channels_last  # late: attribution imports nothing here
 
     def prepare(lo: int, hi: int):
         """For images lo:hi: per image and curve (0 deletion, 1 insertion), what the changed pixels
@@ -184,7 +185,7 @@ def deletion_insertion(
         # Images in groups of batch_size: each group's points are evaluated as one flat list in whole
         # batches, so batches mix images, curves and steps, are always full (but the last), and
         # memory stays bounded.
-        with channels_last(model):
+        with fast_model(model):
             for g_lo in range(0, B, bs):
                 g_hi = min(B, g_lo + bs)
                 changed, kept, rank = prepare(g_lo, g_hi)
