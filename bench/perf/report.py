@@ -303,8 +303,9 @@ def write_report(results: dict[str, Any], out: Path) -> None:
                      f"| **{_fmt(r.get('ratio', math.nan), 0)}** |")
         for name in ("iou", "auprc"):
             if f"ours: {name}" in loc["times"]:
-                L.append(f"| {name} | {min(loc['times'][f'ours: {name}']):.2f} | none (Quantus has no Otsu IoU; its "
-                         "AUC is ROC, not precision-recall) | | | |")
+                why = {"iou": "none (Quantus has no IoU with Otsu's threshold)",
+                       "auprc": "none (Quantus's AUC is ROC AUC, not precision-recall)"}[name]
+                L.append(f"| {name} | {min(loc['times'][f'ours: {name}']):.2f} | {why} | | | |")
         L += [f"| all five (`localisation_scores`, one pass) | {loc['all_five_s']:.2f} | | | | |", ""]
     L += ["## Agreement with the peers where the definitions coincide", ""]
     L += agreement_md(results["agreement"])
@@ -326,17 +327,19 @@ def write_report(results: dict[str, Any], out: Path) -> None:
 
 
 OPTIMISATIONS = [
-    "`bench/attribution/cam.py`: the CAM methods pass the images to the model in channels-last memory order "
-    "on the CPU and hold the model's conv weights channels-last for the duration of the call (context manager "
-    "`channels_last`, restores the original weight tensors): oneDNN then skips a layout conversion of "
-    "activations and weights per layer.",
+    "`bench/attribution/cam.py`: on the CPU the CAM methods pass the images to the model channels-last and, "
+    "for the duration of the call (context manager `fast_model`, which restores the original modules and "
+    "weight tensors), hold the conv weights channels-last and fold eval-mode BatchNorms that follow a conv "
+    "into it: oneDNN skips a layout conversion of activations and weights per layer, and the BatchNorm passes "
+    "disappear (the quick preset's backbone is vgg19_bn). Channels-last copies go through numpy's transpose "
+    "(torch's permuting copy runs on the intra-op thread pool, very slow on the loaded 2-core machine).",
     "`bench/attribution/cam.py` `score_cam`: channels of one image whose layer-resolution maps are identical "
     "after min-max normalisation give identical masks (bilinear upsampling commutes with the affine "
     "normalisation), so they share one forward pass (`torch.unique` over the normalised maps).",
     "`bench/metrics/faithfulness.py` `deletion_insertion`: the unperturbed image (deletion's first and "
     "insertion's last point) is scored once, and with the blur substrate so is the all-blurred image "
-    "(2 S + 1 forward passes per image instead of 2 S + 2); perturbed images and weights channels-last on the "
-    "CPU as above.",
+    "(2 S + 1 forward passes per image instead of 2 S + 2); perturbed batches built channels-last and the "
+    "model run through `fast_model` as above.",
 ]
 
 
@@ -400,8 +403,11 @@ def dominant_text(sc: dict[str, Any]) -> str:
     top = sorted(per.items(), key=lambda kv: -kv[1]["explain"])[:3]
     from bench.attribution import method_cost
 
-    costs = ", ".join(f"{k} ({method_cost(k)['forward']} fwd + {method_cost(k)['backward']} bwd per image at the "
-                      "defaults)" for k, _ in top)
+    def cost(k: str) -> str:
+        c = method_cost(k, channels=sc.get("cam_channels", 512), **sc.get("method_options", {}).get(k, {}))
+        return f"{k} ({c['forward']} forward + {c['backward']} backward passes per image in this suite)"
+
+    costs = ", ".join(cost(k) for k, _ in top)
     why = {
         "train": f"training runs {sc['train_steps']} optimiser steps (forward + backward + update of every weight) "
                  "over the whole training split, whatever the number of test images or methods",
@@ -416,8 +422,8 @@ def dominant_text(sc: dict[str, Any]) -> str:
             + f" of {total:.0f} s per dataset. {dom.capitalize()} dominates because {why[dom]}. "
             "Explain and score grow about linearly with the test images (every image costs the same passes; "
             "fixed per-call costs make the measured slope a little below 1) and with the methods (each its own "
-            "job; the slope over the suite's alphabetical order depends on where the expensive methods fall: "
-            f"{costs}); train and sanity do not depend on either. With the image size every stage grows about "
+            "job; the slope over the suite's alphabetical order is above 1 because the expensive methods come "
+            "late in it); train and sanity do not depend on either. With the image size every stage grows about "
             "with the pixel count (slope ~2 in the side), as convolutions do, less where fixed per-call costs "
             "still matter at small sizes.")
 
@@ -494,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             sc_model = trained
             sc_x, _, tl = stages.inputs(2 if smoke else 8, 64)
             sc_t = torch.as_tensor(tl)
-            sc_label = "trained on the phantom, its test images"
+            sc_label = "as the suite trains it (BatchNorm, 2 epochs on the phantom), its test images"
         s1 = T.score_cam_task(sc_model, sc_x, sc_t, label=f"quick FF-VGG19 {sc_label}, 64 px", batch_size=256)
         summaries.append(summarise(run_task(s1, rounds=2 if smoke else 3)))
         agreement += T.score_cam_agreement(sc_model, sc_x[:4], sc_t[:4])
@@ -509,6 +515,16 @@ def main(argv: list[str] | None = None) -> int:
                              steps=16, batch_size=256)
         summaries.append(summarise(run_task(d1, rounds=R if smoke else 4)))
         agreement += T.deletion_agreement(qm, x[:4], t[:4], T.coarse_maps(4, 64), 16)
+        if trained is not None:  # the suite's own model (its preset: BatchNorm backbone), its test images
+            nt = 4 if smoke else 16
+            xt, _, tlt = stages.inputs(nt, 64)
+            ttt = torch.as_tensor(tlt)
+            g2 = T.grad_cam_task(trained, xt, ttt, label="quick FF-VGG19 as the suite trains it (BatchNorm), 64 px")
+            summaries.append(summarise(run_task(g2, rounds=R, count=True)))
+            d3 = T.deletion_task(trained, xt, ttt, T.coarse_maps(nt, 64),
+                                 label="quick FF-VGG19 as the suite trains it (BatchNorm), 64 px", steps=16,
+                                 batch_size=256)
+            summaries.append(summarise(run_task(d3, rounds=R if smoke else 4)))
         d2 = T.deletion_task(fm, xf[:1], tf[:1], T.coarse_maps(1, xf.shape[-1]),
                              label=f"full FF-VGG19, {xf.shape[-1]} px", steps=8, batch_size=16)
         summaries.append(summarise(run_task(d2, rounds=2)))
@@ -595,7 +611,8 @@ def score_cam_why(s: dict[str, Any]) -> str:
     ex = s["extra"]
     return (f"both ours and the peers are bound by the masked forward passes (ours / its own forwards = "
             f"{s['ours_vs_floor']:.2f}); ours saves the passes of constant and duplicate channel maps "
-            f"({ex['pairs']} -> {ex['distinct']}) and runs each pass faster (channels-last), which here is "
+            f"({ex['pairs']} -> {ex['distinct']}) and runs each pass faster (channels-last, BatchNorms folded), "
+            f"which here is "
             f"{s['min_peer_vs_ours']:.2f}x; more is only possible by doing fewer passes, i.e. changing the method")
 
 
@@ -604,8 +621,8 @@ def deletion_why(s: dict[str, Any]) -> str:
     return (f"both are bound by the same forward passes (ours {fw['ours']}, torchcam "
             f"{fw['torchcam DeletionInsertionMetric']} per call) and torchcam batches them as well as we do; "
             f"ours is {s['ours_vs_floor']:.2f}x its bare forwards, so 2x over torchcam would need torchcam to spend "
-            "half its time outside the model, which it does not; the gain left is ours' faster passes "
-            "(channels-last)")
+            "half its time outside the model, which it does not; what ours gains is faster passes "
+            "(channels-last, BatchNorms folded)")
 
 
 def _jsonable(x):

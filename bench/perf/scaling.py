@@ -217,6 +217,11 @@ def measure(
             f"sanity {sanity_by_size[s]:.1f} s")
     res["by_size"] = {str(k): v for k, v in by_size.items()}
     res["n_at_size"] = n_at_size
+    from bench.attribution.base import activations
+
+    _, a = activations(st.model, st.inputs(1, base_size)[0], st.model.default_cam_layer)
+    res["cam_channels"] = int(a.shape[1])
+    res["method_options"] = {m: dict(suite.explain.options.get(m, {})) for m in st.methods}
     res["method_counts"] = sorted({m for m in method_counts if m < len(st.methods)} | {len(st.methods)})
     return res, st
 
