@@ -60,6 +60,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # "constant", or "cosine": annealed per step to 0 over all epochs
     weight_decay: float = 0.0
     patience: int = 4  # early stopping on validation loss; 0 disables
     min_epochs: int = 0  # early stopping never ends training before this epoch

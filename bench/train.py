@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.config import RunConfig, from_dict, load_run_config, to_dict
+from bench.config import RunConfig, TrainConfig, from_dict, load_run_config, to_dict
 from bench.data.splits import DECORRELATED, Split, make_splits, splits_from_column
 from bench.device import resolve_device, set_threads
 from bench.metrics.classification import TABLE2_COLUMNS, classification_report
@@ -174,6 +174,18 @@ def _evaluate_loss(model, images, labels, device, batch_size) -> tuple[float, fl
     return loss, float((p.argmax(1) == labels).float().mean())
 
 
+def _lr_scheduler(opt: torch.optim.Optimizer, train: TrainConfig, *, steps_per_epoch: int):
+    """The per-step learning-rate schedule ``train.lr_schedule`` names, or None for a constant rate."""
+    if train.lr_schedule == "constant":
+        return None
+    if train.lr_schedule == "cosine":
+        total = train.epochs * steps_per_epoch
+        if train.max_steps:
+            total = min(total, train.max_steps)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+    raise ValueError(f"train.lr_schedule = {train.lr_schedule!r}: use 'constant' or 'cosine'")
+
+
 def fit(
     cfg: RunConfig,
     *,
@@ -210,6 +222,7 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     gen = torch.Generator().manual_seed(cfg.train.seed)
+    sched = _lr_scheduler(opt, cfg.train, steps_per_epoch=-(-len(split.train) // cfg.train.batch_size))
 
     x_train, y_train = data.images[split.train], labels[split.train]
     x_val, y_val = data.images[split.val], labels[split.val]
@@ -240,6 +253,8 @@ def fit(
                 )
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             steps += 1
             seen += len(idx)
             loss_sum += loss.item() * len(idx)

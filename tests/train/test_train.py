@@ -84,3 +84,25 @@ def test_early_stopping_waits_for_min_epochs(tiny_set):
     stopped = fit(_cfg(epochs=6, patience=1, lr=1e-9), data=tiny_set)  # no progress: stops at once
     waited = fit(_cfg(epochs=6, patience=1, lr=1e-9, min_epochs=5), data=tiny_set)
     assert len(stopped.history) < 5 <= len(waited.history)
+
+
+def test_cosine_schedule_anneals_the_rate_to_zero_over_all_epochs():
+    from bench.config import TrainConfig
+    from bench.train import _lr_scheduler
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = _lr_scheduler(opt, TrainConfig(epochs=4, lr_schedule="cosine"), steps_per_epoch=5)
+    rates = []
+    for _ in range(20):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[9] == pytest.approx(0.5e-3)  # half-way: half the rate
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert _lr_scheduler(opt, TrainConfig(), steps_per_epoch=5) is None
+
+
+def test_unknown_schedule_is_refused_before_training(tiny_set):
+    with pytest.raises(ValueError, match="lr_schedule = 'step'.*'constant' or 'cosine'"):
+        fit(_cfg(epochs=1, lr_schedule="step"), data=tiny_set)

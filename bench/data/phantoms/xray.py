@@ -3,11 +3,12 @@
 Normal images carry no lesion. Each of the six disease classes carries one opacity inside a lung,
 whose position and size are drawn from the same distribution for every class; the class is carried
 by what the opacity looks like: edema = haze with horizontal (Kerley) lines; effusion = dense,
-homogeneous white-out; obstructive disease = hyperlucency with thin-walled bullae; fibrosis =
-reticular (honeycomb) net; COVID-19 = patchy ground glass; pneumonia = dense consolidation with dark
-air bronchograms. The contrast s ~ U(0.6, 1) scales every pattern, so faint lesions are hard to
-tell from each other and from Normal. Exposure, gamma, rib spacing, anatomy and noise vary
-independently of the class.
+homogeneous white-out; obstructive disease = hyperlucency with bright-rimmed bullae; fibrosis =
+diagonal reticular net, finer than edema's lines; COVID-19 = several soft round ground-glass patches;
+pneumonia = dense consolidation with dark branching air bronchograms. Every pattern's detail is at
+least 3 px at 128 px, so it survives the resize to 64 px. The contrast s ~ U(0.75, 1) scales every
+pattern, so faint lesions are harder to tell apart and from Normal. Exposure, gamma, rib spacing,
+anatomy and noise vary independently of the class.
 """
 
 from __future__ import annotations
@@ -71,56 +72,63 @@ def finish_xray(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img + rng.normal(0, rng.uniform(0.008, 0.025), img.shape).astype(np.float32)
 
 
-def _rotated(rng: np.random.Generator):
+def _rotated(rng: np.random.Generator, th: float):
+    """The pixel grid rotated by ``th`` radians, ``(u, v)`` float32 (H, W)."""
     yy, xx = grid()
-    th = rng.uniform(0, np.pi)
     return xx * np.cos(th) + yy * np.sin(th), -xx * np.sin(th) + yy * np.cos(th)
 
 
 def _branches(rng: np.random.Generator, cy: float, cx: float, r: float, n: int) -> np.ndarray:
-    """Thin dark/bright branching lines (random walks) around (cy, cx), float32 (H, W) in [0, 1]."""
-    out = np.zeros((SIZE, SIZE), np.float32)
+    """Branching tubes (random walks, about 3 px wide at 128 px) around (cy, cx), float32 (H, W) in [0, 1]."""
     pts_y, pts_x = [], []
     for _ in range(n):
-        y, x = cy + rng.uniform(-r, r) * 0.5, cx + rng.uniform(-r, r) * 0.5
+        y, x = cy + rng.uniform(-r, r) * 0.4, cx + rng.uniform(-r, r) * 0.4
         ang = rng.uniform(0, 2 * np.pi)
-        for _ in range(int(r * 1.2)):
-            ang += rng.normal(0, 0.25)
+        for _ in range(int(r * 1.5)):
+            ang += rng.normal(0, 0.2)
             y, x = y + np.sin(ang), x + np.cos(ang)
             pts_y.append(y)
             pts_x.append(x)
-    if pts_y:
-        out = gauss_spots(np.array(pts_y), np.array(pts_x), np.full(len(pts_y), 0.7), np.full(len(pts_y), 0.6))
+    if not pts_y:
+        return np.zeros((SIZE, SIZE), np.float32)
+    out = gauss_spots(np.array(pts_y), np.array(pts_x), np.full(len(pts_y), 1.2), np.full(len(pts_y), 0.3))
     return np.clip(out, 0, 1)
 
 
 def _pattern(rng: np.random.Generator, label: str, cy: float, cx: float, r: float, s: float) -> np.ndarray:
-    """Additive change of the lesion (before it is confined to its mask), float32 (H, W)."""
+    """Additive change of the lesion (before it is confined to its mask), float32 (H, W).
+
+    Every pattern's detail (line spacing, ring width, tube width) is at least 3 px at 128 px, so it
+    survives the resize to the quick preset's 64 px.
+    """
     yy, xx = grid()
-    if label == "Pulmonary Edema":
-        lines = np.clip(np.cos(2 * np.pi * (yy + rng.uniform(0, 8)) / rng.uniform(7, 8.5)) - 0.4, 0, 1) / 0.6
-        return s * (0.06 + 0.03 * smooth_field(rng, 6) + 0.3 * lines)
-    if label == "Pleural Effusion":
-        return s * (0.38 + 0.015 * smooth_field(rng, 12))
-    if label == "Obstructive Pulmonary Disease":
-        n = int(rng.integers(2, 5))
-        ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.6, n) * r
+    if label == "Pulmonary Edema":  # horizontal bright lines on a faint haze
+        lines = np.clip(np.cos(2 * np.pi * (yy + rng.uniform(0, 14)) / rng.uniform(12, 14)) - 0.2, 0, 1) / 0.8
+        return s * (0.12 + 0.03 * smooth_field(rng, 6) + 0.3 * lines)
+    if label == "Pleural Effusion":  # flat, dense white-out
+        return s * (0.4 + 0.015 * smooth_field(rng, 12))
+    if label == "Obstructive Pulmonary Disease":  # darker lung with bright-rimmed bullae
+        n = int(rng.integers(2, 4))
+        ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.5, n) * r
         rims = np.zeros((SIZE, SIZE), np.float32)
         for a, d in zip(ang, rad):
             rr = np.hypot(yy - cy - d * np.sin(a), xx - cx - d * np.cos(a))
-            rims = np.maximum(rims, np.clip(1 - np.abs(rr - rng.uniform(4, 8)) / 1.0, 0, 1))
-        return s * (-0.15 + 0.25 * rims)
-    if label == "Pulmonary Fibrosis":
-        u, v = _rotated(rng)
-        p = rng.uniform(8, 9.5)
+            rims = np.maximum(rims, np.clip(1 - np.abs(rr - rng.uniform(6, 9)) / 1.8, 0, 1))
+        return s * (-0.25 + 0.35 * rims)
+    if label == "Pulmonary Fibrosis":  # reticular net of bright lines, two diagonal directions
+        u, v = _rotated(rng, np.pi / 4 + rng.uniform(-0.3, 0.3))
+        p = rng.uniform(8, 9)
         net = np.maximum(np.cos(2 * np.pi * u / p), np.cos(2 * np.pi * v / p))
-        return s * (0.05 + 0.28 * np.clip(net - 0.5, 0, 1) / 0.5)
-    if label == "COVID-19":
-        blot = np.clip(smooth_field(rng, 12) * 1.2, 0, 1.5)
-        return s * 0.3 * blot
-    if label == "Bacterial and Viral Pneumonia":
+        return s * (0.3 * np.clip(net - 0.5, 0, 1) / 0.5)
+    if label == "COVID-19":  # multifocal ground glass: several soft round patches with gaps between
+        n = int(rng.integers(4, 7))
+        ang, rad = rng.uniform(0, 2 * np.pi, n), np.sqrt(rng.uniform(0, 1, n)) * r * 0.8
+        spots = gauss_spots(cy + rad * np.sin(ang), cx + rad * np.cos(ang), np.full(n, rng.uniform(2.5, 3.5)),
+                            np.full(n, 1.0))
+        return s * 0.3 * np.clip(spots, 0, 1)
+    if label == "Bacterial and Viral Pneumonia":  # dense consolidation crossed by dark air bronchograms
         air = _branches(rng, cy, cx, r, int(rng.integers(2, 4)))
-        return s * (0.3 + 0.02 * smooth_field(rng, 10) - 0.28 * air)
+        return s * (0.3 + 0.02 * smooth_field(rng, 10) - 0.3 * air)
     raise ValueError(f"cov_x phantom: unknown class {label!r}")
 
 
@@ -136,6 +144,6 @@ def cov_x(rng: np.random.Generator, label: str) -> Sample:
     alpha = star_alpha(cy, cx, r, harmonics=les.uniform(0, 0.15, 3), phases=les.uniform(0, 2 * np.pi, 3),
                        aspect=les.uniform(0.7, 1.0), angle=les.uniform(0, np.pi), edge=3.0)
     alpha = alpha * np.clip(lung_soft * 1.5, 0, 1)  # the opacity stays inside the lung
-    s = les.uniform(0.6, 1.0)
+    s = les.uniform(0.75, 1.0)
     img = (img + alpha * 1.3 * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
     return Sample(to_uint8(finish_xray(img, fin)), alpha > 0, {"s": s, "r": r})
