@@ -83,3 +83,26 @@ def test_two_runs_on_one_folder_do_not_both_write(tmp_path):
     with run_lock(tmp_path):
         with pytest.raises(RunLocked, match="another bench run is using"):
             run_suite("smoke", out=tmp_path, progress=False)
+
+
+def test_code_version_follows_the_stage_sources_but_not_their_cli(tmp_path, monkeypatch):
+    import bench
+    from bench.sweep import cache
+
+    pkg = tmp_path / "pkg"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "loader.py").write_text("A = 1\n")
+    (pkg / "data" / "cli.py").write_text("B = 1\n")
+    monkeypatch.setattr(bench, "__file__", str(pkg / "__init__.py"))
+    monkeypatch.setattr(cache, "STAGE_SOURCES", {"train": ("data",)})
+
+    def version():
+        monkeypatch.setattr(cache, "_CODE_VERSIONS", {})
+        return cache.code_version("train")
+
+    v0 = version()
+    (pkg / "data" / "cli.py").write_text("B = 2  # a new sub-command\n")
+    assert version() == v0
+    (pkg / "data" / "loader.py").write_text("A = 2\n")
+    assert version() != v0
