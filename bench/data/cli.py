@@ -144,7 +144,7 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser(
         "control", help="composite control of a trained model: does its prediction follow the lesion?",
-        description="bench control reports/quick/train/<key>/checkpoint.pt --pairing both",
+        description="bench control reports/quick/cache/train/<key>/checkpoint.pt",
     )
     p.add_argument("checkpoint", help="a checkpoint.pt written by bench train or a sweep's train job")
     p.add_argument("--pairs", type=int, default=200, help="composites per pairing (default 200)")

@@ -46,6 +46,8 @@ GROUP = ["dataset", "model", "method", "metric"]
 FAMILY = ["dataset", "model", "metric"]
 PAIR_KEY = ["seed", "fold", "image_id"]
 
+RANK_DECIMALS = 9  # means closer than this rank as ties
+
 LEADERBOARD_COLUMNS = [
     *GROUP, "direction", "mean", "ci_low", "ci_high", "n_valid", "n_degenerate", "n_excluded", "n_rows",
     "rank", "beats_centre", "beats_random", "beats_baselines",
@@ -132,13 +134,14 @@ def leaderboard(
     for _, idx in board.groupby(FAMILY).groups.items():
         sub = board.loc[idx]
         asc = sub["direction"].iloc[0] == "lower"
-        board.loc[idx, "rank"] = sub["mean"].rank(ascending=asc, method="average", na_option="keep")
+        # means equal up to float summation noise (the same per-image values added in another order) tie
+        board.loc[idx, "rank"] = sub["mean"].round(RANK_DECIMALS).rank(ascending=asc, method="average", na_option="keep")
 
     comparisons = _comparisons(used, directions, n_resamples=n_resamples, confidence=confidence, seed=seed, alpha=alpha)
     board = board.merge(comparisons, on=GROUP, how="left")
     for c in ("beats_centre", "beats_random", "beats_baselines"):
         board[c] = board[c].astype("boolean")
-    board["vs_grad_cam"] = board["vs_grad_cam"].fillna("")
+    board["vs_grad_cam"] = board["vs_grad_cam"].astype(object).fillna("")  # all-NaN (float) when no grad_cam
     board["vs_grad_cam_pairs"] = board["vs_grad_cam_pairs"].fillna(0).astype(int)
     board = board.sort_values(["dataset", "model", "metric", "rank", "method"], na_position="last")
     return board[LEADERBOARD_COLUMNS].reset_index(drop=True)

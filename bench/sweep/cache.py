@@ -28,6 +28,7 @@ STAGE_SOURCES = {
     "explain": ("attribution",),
     "score": ("metrics",),
     "sanity": ("metrics", "attribution"),
+    "report": ("report", "sweep"),  # the run folder's tables and report (not a job: see runner.outputs_key)
 }
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bench.config import to_dict
-from bench.sweep.cache import JobStore, run_lock, write_atomic, write_json
+from bench.sweep.cache import JobStore, code_version, digest, run_lock, write_atomic, write_json
 from bench.sweep.jobs import Job, execute, plan
 from bench.sweep.suite import Suite, load_suite
 
@@ -76,13 +76,34 @@ def run_suite(
 
             stats = run_jobs(jobs, store, out, progress, ray_backend)
         t_jobs = time.perf_counter() - t_start
-        results = assemble(suite, jobs, store, out)
+        stamp, key = out / OUTPUTS_STAMP, outputs_key(suite, jobs, store)
+        up_to_date = (report and not stats["ran"] and not stats["failed"] and stamp.is_file()
+                      and stamp.read_text() == key and all((out / f).is_file() for f in KEY_OUTPUTS))
+        if up_to_date:  # nothing ran and nothing it is built from changed: the tables and report stand
+            results = pd.read_parquet(out / "results.parquet")
+        else:
+            stamp.unlink(missing_ok=True)  # a rebuild cut short leaves no stamp, so the next run redoes it
+            results = assemble(suite, jobs, store, out)
+        stats["outputs_rebuilt"] = not up_to_date
         _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start)
-        if report:
+        if report and not up_to_date:
             from bench.report import build_report
 
             build_report(out, n_resamples=suite.report.bootstrap)
+            write_atomic(stamp, lambda tmp: tmp.write_text(key))
     return results
+
+
+OUTPUTS_STAMP = "outputs.key"
+KEY_OUTPUTS = ("results.parquet", "classification.parquet", "leaderboard.csv", "leaderboard.md", "scorecard.html")
+
+
+def outputs_key(suite: Suite, jobs: list[Job], store: JobStore) -> str:
+    """What the run folder's tables and report are built from: the stored jobs of this plan, the report
+    options and the code that assembles and reports them. Equal keys mean equal outputs."""
+    done = [j.key for j in jobs if store.done(j.stage, j.key)]
+    return digest({"suite": suite.name, "jobs": done, "report": to_dict(suite.report),
+                   "code": code_version("report")}, 32)
 
 
 def _ray_backend(backend: Any, address: str | None):
@@ -179,35 +200,49 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
                                    "average": m["average"], "positive": m.get("positive") or "",
                                    "real": not ident["dataset"].startswith("synthetic-"), "paper_key": key})
         elif job.stage == "score":
-            f = pd.read_parquet(d / "rows.parquet")
-            for k, v in {"run": suite.name, **ident, "method": job.spec["method"]}.items():
-                f[k] = v
-            rows.append(f)
+            tags = {**ident, "method": job.spec["method"]}
+            rows.append((_read_table(d / "rows.parquet"), {"run": suite.name, **tags}))
             if (d / "curves.parquet").is_file():
-                c = pd.read_parquet(d / "curves.parquet")
-                for k, v in {**ident, "method": job.spec["method"]}.items():
-                    c[k] = v
-                curves.append(c)
+                curves.append((_read_table(d / "curves.parquet"), tags))
         elif job.stage == "sanity":
-            s = pd.read_parquet(d / "sanity.parquet")
-            for k, v in {**ident, "method": job.spec["method"]}.items():
-                s[k] = v
-            sanity.append(s)
-    results = pd.concat(rows, ignore_index=True)[RESULT_COLUMNS] if rows else pd.DataFrame(columns=RESULT_COLUMNS)
+            sanity.append((_read_table(d / "sanity.parquet"), {**ident, "method": job.spec["method"]}))
+    results = _stack(rows)
+    results = results[RESULT_COLUMNS] if results is not None else pd.DataFrame(columns=RESULT_COLUMNS)
     results = results.astype({"seed": "int64", "fold": "int64", "label": "int64", "target": "int64",
                               "correct": bool, "value": "float64", "degenerate": bool})
     _parquet(out / "results.parquet", results)
     _parquet(out / "classification.parquet", pd.DataFrame(classification, columns=CLASSIFICATION_COLUMNS))
     if curves:
-        _parquet(out / "curves.parquet", pd.concat(curves, ignore_index=True))
+        _parquet(out / "curves.parquet", _stack(curves))
     if sanity:
-        _parquet(out / "sanity.parquet", pd.concat(sanity, ignore_index=True))
+        _parquet(out / "sanity.parquet", _stack(sanity))
     _write_galleries(suite, jobs, store, out)
     _rewrite_errors(jobs, store, out)
     from bench.sweep.shortcuts import write_tables
 
     write_tables(suite, jobs, store, out)  # shortcuts.parquet, confounder_results.parquet (shortcut suite)
     return results
+
+
+def _read_table(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def _stack(parts: list[tuple[Any, dict[str, Any]]]) -> pd.DataFrame | None:
+    """One frame from (Arrow table, {column: constant}) parts: the tables stacked, each part's constants
+    as columns repeated over its rows (one concatenation, not a column insert per part)."""
+    if not parts:
+        return None
+    import pyarrow as pa
+
+    tables = [t for t, _ in parts]
+    frame = pa.concat_tables(tables, promote_options="default").to_pandas()
+    lengths = [t.num_rows for t in tables]
+    for k in parts[0][1]:
+        frame[k] = pd.Series([tags[k] for _, tags in parts]).repeat(lengths).to_numpy()
+    return frame
 
 
 def _rewrite_errors(jobs: list[Job], store: JobStore, out: Path) -> None:

@@ -157,3 +157,17 @@ def test_bad_input_is_reported():
         leaderboard(r)
     empty = leaderboard(known_results().iloc[:0])
     assert empty.empty and list(empty.columns) == LEADERBOARD_COLUMNS
+
+
+def test_means_equal_up_to_float_noise_rank_as_ties():
+    """Two methods whose maps give the same per-image values (e.g. a saturated deletion curve) tie,
+    even when their means differ in the last bits from summation order."""
+    levels = {"a": (0.5, 0.05), "b": (0.5, 0.05), "grad_cam": (0.6, 0.3), "centre": (0.3, 0.5), "random": (0.1, 0.6)}
+    res = known_results(levels=levels, folds=(0,))
+    rows_b = res["method"] == "b"
+    res.loc[rows_b, "value"] = res.loc[res["method"] == "a", "value"].to_numpy() * (1 + 1e-15)
+    board = leaderboard(res, n_resamples=50)
+    for metric in ("iou", "deletion"):
+        ra, rb = row(board, "a", metric)["rank"], row(board, "b", metric)["rank"]
+        assert row(board, "a", metric)["mean"] != row(board, "b", metric)["mean"]
+        assert ra == rb and ra == (1.5 if metric == "deletion" else 2.5)

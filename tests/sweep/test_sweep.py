@@ -47,6 +47,14 @@ def test_second_run_does_no_work_and_gives_the_same_table(smoke_copy, data_root)
     after = run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
     assert _ran(smoke_copy) == {}
     pd.testing.assert_frame_equal(before, after)
+    # nothing ran and nothing changed: the tables and the report are not rebuilt either
+    stats = json.loads((smoke_copy / "run.json").read_text())["stats"]
+    assert stats["outputs_rebuilt"] is False
+    card = smoke_copy / "scorecard.html"
+    card.unlink()  # a report file gone: the next run rebuilds the outputs
+    run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
+    assert card.is_file() and json.loads((smoke_copy / "run.json").read_text())["stats"]["outputs_rebuilt"] is True
+    assert _ran(smoke_copy) == {}
 
 
 def test_changing_one_method_option_recomputes_only_that_method(smoke_copy, data_root):
@@ -56,6 +64,7 @@ def test_changing_one_method_option_recomputes_only_that_method(smoke_copy, data
     suite = load_suite("smoke")
     n_score = len(set(m if m not in ("deletion", "insertion") else "di" for m in suite.metrics))
     assert _ran(smoke_copy) == {"explain": len(suite.datasets), "score": len(suite.datasets) * n_score}
+    assert json.loads((smoke_copy / "run.json").read_text())["stats"]["outputs_rebuilt"] is True
     after = load_results(smoke_copy)
     same = before["method"] != "random"
     pd.testing.assert_frame_equal(before[same].reset_index(drop=True), after[after["method"] != "random"].reset_index(drop=True))
