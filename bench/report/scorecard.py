@@ -256,10 +256,15 @@ def _section_run(info: dict, run_dir: Path) -> str:
     peak = _first(info, "peak_rss_mb")
     if wall is not None or when is not None:
         body = ""
+        compute = (info.get("stats") or {}).get("compute_seconds_by_stage") if isinstance(info.get("stats"), dict) else None
+        if compute:
+            parts = ", ".join(f"{k} {_duration(v)}" for k, v in compute.items())
+            body += (f"<div><b>compute time of these results</b>: {H.esc(_duration(sum(compute.values())))} "
+                     f"({H.esc(parts)})</div>")
         if wall is not None:
-            body += f"<div><b>wall time</b>: {H.esc(_duration(wall))}</div>"
+            body += f"<div><b>wall time of the last run</b>: {H.esc(_duration(wall))}</div>"
         if jobs is not None:
-            body += f"<div><b>jobs</b>: {H.esc(_duration(jobs))}</div>"
+            body += f"<div><b>of which jobs</b>: {H.esc(_duration(jobs))}</div>"
         if peak is not None:
             body += f"<div><b>peak memory</b>: {H.esc(H.fmt(float(peak), 0))} MB</div>"
         if when is not None:

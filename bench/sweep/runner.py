@@ -85,6 +85,7 @@ def run_suite(
             stamp.unlink(missing_ok=True)  # a rebuild cut short leaves no stamp, so the next run redoes it
             results = assemble(suite, jobs, store, out)
         stats["outputs_rebuilt"] = not up_to_date
+        stats["compute_seconds_by_stage"] = stored_seconds(jobs, store)
         _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start)
         if report and not up_to_date:
             from bench.report import build_report
@@ -92,6 +93,20 @@ def run_suite(
             build_report(out, n_resamples=suite.report.bootstrap)
             write_atomic(stamp, lambda tmp: tmp.write_text(key))
     return results
+
+
+def stored_seconds(jobs: list[Job], store: JobStore) -> dict[str, float]:
+    """Seconds each stage's stored jobs of this plan took when they ran (their ``timing.json``), whichever
+    invocation ran them: what the results cost to compute, unlike the wall time of a re-run."""
+    total: Counter = Counter()
+    for job in jobs:
+        f = store.path(job.stage, job.key) / "timing.json"
+        if store.done(job.stage, job.key) and f.is_file():
+            try:
+                total[job.stage] += float(json.loads(f.read_text()).get("seconds", 0.0))
+            except (ValueError, TypeError, AttributeError):  # a hand-edited or foreign file: not counted
+                continue
+    return {k: round(v, 1) for k, v in total.items()}
 
 
 OUTPUTS_STAMP = "outputs.key"

@@ -44,16 +44,20 @@ def test_smoke_writes_every_file_with_the_documented_columns(smoke_run):
 
 def test_second_run_does_no_work_and_gives_the_same_table(smoke_copy, data_root):
     before = load_results(smoke_copy)
+    first = json.loads((smoke_copy / "run.json").read_text())["stats"]["compute_seconds_by_stage"]
+    assert set(first) == {"train", "explain", "score", "sanity"} and min(first.values()) > 0
     after = run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
     assert _ran(smoke_copy) == {}
     pd.testing.assert_frame_equal(before, after)
     # nothing ran and nothing changed: the tables and the report are not rebuilt either
     stats = json.loads((smoke_copy / "run.json").read_text())["stats"]
     assert stats["outputs_rebuilt"] is False
+    assert stats["compute_seconds_by_stage"] == first  # what the results cost, not what the re-run did
     card = smoke_copy / "scorecard.html"
     card.unlink()  # a report file gone: the next run rebuilds the outputs
     run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
     assert card.is_file() and json.loads((smoke_copy / "run.json").read_text())["stats"]["outputs_rebuilt"] is True
+    assert "compute time of these results" in card.read_text()
     assert _ran(smoke_copy) == {}
 
 
