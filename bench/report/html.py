@@ -133,7 +133,7 @@ td.partial { color:var(--warn); font-weight:600; }
 .meta .card { border:1px solid var(--line); border-radius:6px; padding:10px 14px; }
 .meta .card h4 { margin:0 0 6px; font-size:12px; text-transform:uppercase; letter-spacing:.6px; color:var(--muted); }
 .meta .card div { font-size:13.5px; word-break:break-word; }
-.meta .card code { font-size:13px; }
+.meta .card code { font-size:13px; word-break:break-all; }
 .side { display:flex; flex-wrap:wrap; gap:8px 28px; align-items:flex-start; }
 .side > .tablewrap { flex:0 1 auto; max-width:100%; }
 .side > img.figure { flex:0 1 auto; min-width:0; }

@@ -213,6 +213,22 @@ def _kv_lines(obj: object, *, seconds: bool = False) -> str:
     return f"<div>{H.esc(_short(obj))}</div>"
 
 
+def _readable_stats(stats: dict) -> dict:
+    """run.json's ``stats`` for the Jobs card: per-stage counts and times as short text (the compute time is
+    in the Time card)."""
+    out = {}
+    for k, v in stats.items():
+        if k == "compute_seconds_by_stage":
+            continue
+        if k == "seconds_by_stage" and isinstance(v, dict):
+            v = ", ".join(f"{s} {_duration(t)}" for s, t in v.items()) or "-"
+            k = "time by stage (last run)"
+        elif k == "ran" and isinstance(v, dict):
+            v = ", ".join(f"{s} {n}" for s, n in v.items()) or "none (all stored)"
+        out[k] = v
+    return out
+
+
 def _short(v: object) -> str:
     if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) for x in v):
         text = ", ".join(map(str, v))
@@ -274,7 +290,9 @@ def _section_run(info: dict, run_dir: Path) -> str:
     for key, label, secs in (("seeds", "Seeds", False), ("hardware", "Hardware", False),
                              ("versions", "Versions", False), ("timings", "Time per stage", True),
                              ("stats", "Jobs", False)):
-        if key in info:
+        if key == "stats" and isinstance(info.get(key), dict):
+            cards.append((label, _kv_lines(_readable_stats(info[key]))))
+        elif key in info:
             cards.append((label, _kv_lines(info[key], seconds=secs)))
     shown = {"suite", "git_revision", "git", "wall_time_s", "wall_s", "wall_time", "started", "start_time",
              "created", "finished", "seconds_total", "seconds_jobs", "peak_rss_mb", "seeds", "hardware",
