@@ -242,18 +242,26 @@ def quick_suite_md(path: Path) -> list[str]:
                     "(targets: under 15 minutes wall time, under 4 GB peak memory, an immediate re-run under 5 % "
                     "of that).", ""]
     run = json.loads(path.read_text())
-    total = run.get("seconds_total", math.nan)
-    peak = run.get("peak_rss_mb", math.nan)
     stats = run.get("stats", {})
-    L += [f"From `{path}` (finished {run.get('finished', '?')}, git {run.get('git_revision', '?')}):", "",
+    rerun = not stats.get("ran")  # the last invocation found every job stored
+    comp = run.get("computing_run") or ({} if rerun else run)
+    total = comp.get("seconds_total", math.nan)
+    peak = comp.get("peak_rss_mb", math.nan)
+    L += [f"From `{path}` (git {run.get('git_revision', '?')}). Times are in-process (from the suite's start "
+          "to its report; the interpreter's start and imports, ~4 s here, come on top).", "",
           "| measure | value | target |", "|---|---:|---|",
-          f"| wall time | {total / 60:.1f} min | < 15 min: {'met' if total < 900 else 'missed'} |",
-          f"| peak memory (max RSS) | {peak / 1024:.2f} GB | < 4 GB: {'met' if peak < 4096 else 'missed'} |"]
-    for stage, sec in (stats.get("seconds_by_stage") or {}).items():
-        L.append(f"| {stage} jobs | {sec:.0f} s | |")
-    L += ["", "The immediate re-run (< 5 % of the first) is measured by running the suite twice; see the "
-          "release note.", ""]
-    return L
+          f"| wall time of the run that computed the results (finished {comp.get('finished', '?')}) | "
+          f"{total / 60:.1f} min | < 15 min: {'met' if total < 900 else 'missed'} |",
+          f"| its peak memory (max RSS) | {peak / 1024:.2f} GB | < 4 GB: {'met' if peak < 4096 else 'missed'} |"]
+    for stage, sec in (stats.get("compute_seconds_by_stage") or {}).items():
+        L.append(f"| {stage} jobs (stored job times) | {sec:.0f} s | |")
+    if rerun and math.isfinite(total):
+        again = run.get("seconds_total", math.nan)
+        L.append(f"| the last invocation, a re-run with every job stored (finished {run.get('finished', '?')}) | "
+                 f"{again:.1f} s = {100 * again / total:.1f} % | < 5 %: {'met' if again < 0.05 * total else 'missed'} |")
+    else:
+        L.append("| immediate re-run | run `bench run quick` again, then this report | < 5 % |")
+    return L + [""]
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
@@ -566,7 +574,7 @@ def targets(summaries: list[dict[str, Any]], loc: dict[str, Any]) -> list[dict[s
             worst = s["min_peer_vs_ours"]
             out.append({"target": f"{s['title']}: no slower than any peer",
                         "measured": f"fastest peer ({s['fastest_peer']}) / ours = {worst:.2f}", "met": worst >= 1.0,
-                        "why": "see the profile below", "profile": s.get("_ours_fn")})
+                        "why": grad_cam_why(s), "profile": s.get("_ours_fn")})
             out.append({"target": f"{s['title']}: <= 1.10x one forward+backward",
                         "measured": f"ours / floor = {s['ours_vs_floor']:.2f}", "met": s["ours_vs_floor"] <= 1.10,
                         "why": "see the profile below", "profile": s.get("_ours_fn")})
@@ -614,6 +622,24 @@ def score_cam_why(s: dict[str, Any]) -> str:
             f"({ex['pairs']} -> {ex['distinct']}) and runs each pass faster (channels-last, BatchNorms folded), "
             f"which here is "
             f"{s['min_peer_vs_ours']:.2f}x; more is only possible by doing fewer passes, i.e. changing the method")
+
+
+LAYER_NAME = "block5_conv3"
+
+
+def grad_cam_why(s: dict[str, Any]) -> str:
+    ours = next(r for r in s["rows"] if r["name"] == "ours")
+    peer = next((r for r in s["rows"] if r["name"] == s["fastest_peer"]), None)
+    relayout = s["extra"].get("fast_model_ms", math.nan)
+    spread = peer.get("vs_ours_spread") if peer else None
+    rounds = f" (rounds {spread[0]:.2f}-{spread[1]:.2f})" if spread else ""
+    return (f"ours and {s['fastest_peer']} run the same passes (a forward pass and a backward pass to "
+            f"{LAYER_NAME}), both bound by the convolutions (profile below); ours also folds the BatchNorms and "
+            f"re-lays the conv weights channels-last on every call, {relayout:.0f} ms here, "
+            f"{100 * relayout / (1000 * ours['best_s']):.0f} % of ours' call of {1000 * ours['best_s']:.0f} ms, which "
+            f"its faster channels-last passes win back on small images but not here{rounds}; keeping the re-laid "
+            "weights between calls would remove it, but needs a rule for noticing weights edited in place "
+            "(edits through `.data` do not bump a tensor's version counter)")
 
 
 def deletion_why(s: dict[str, Any]) -> str:

@@ -190,7 +190,25 @@ def grad_cam_task(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
         floor_what="one forward + backward pass to the "
         "input, the faster of plain NCHW and ours' fast path (channels-last, BatchNorms folded)",
         target="no slower than any peer; <= 1.10x the floor", missing=missing,
+        extra={"fast_model_ms": fast_model_cost_ms(model)},
     )
+
+
+def fast_model_cost_ms(model: nn.Module, repeats: int = 5) -> float:
+    """Milliseconds (median of ``repeats``) of entering and leaving :func:`bench.attribution.cam.fast_model`
+    on ``model``: what every call of ours pays to fold the BatchNorms and re-lay the conv weights."""
+    import statistics
+    import time
+
+    from bench.attribution.cam import fast_model
+
+    times = []
+    for _ in range(repeats + 1):
+        t = time.perf_counter()
+        with fast_model(model):
+            pass
+        times.append(1000 * (time.perf_counter() - t))
+    return statistics.median(times[1:])  # the first pays for allocator warm-up
 
 
 def grad_cam_agreement(model, images, targets) -> list[dict[str, Any]]:

@@ -343,9 +343,19 @@ def _write_run_json(suite: Suite, out: Path, stats: dict, t_jobs: float, t_total
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     except ImportError:  # not on Windows
         peak_mb = float("nan")
+    finished = time.strftime("%Y-%m-%d %H:%M:%S")
+    this = {"seconds_total": t_total, "seconds_jobs": t_jobs, "peak_rss_mb": peak_mb, "finished": finished,
+            "ran": stats.get("ran", {})}
+    if stats.get("ran"):
+        computing = this
+    else:  # nothing ran: keep the record of the invocation that computed (some of) the stored results
+        try:
+            computing = json.loads((out / "run.json").read_text()).get("computing_run")
+        except (OSError, ValueError, AttributeError):
+            computing = None
     write_json(out / "run.json", {
         "suite": to_dict(suite), "seeds": list(suite.seeds), "versions": environment(),
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()}, "git_revision": _git_revision(),
         "stats": stats, "seconds_jobs": t_jobs, "seconds_total": t_total, "peak_rss_mb": peak_mb,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv),
+        "finished": finished, "command": " ".join(sys.argv), "computing_run": computing,
     })

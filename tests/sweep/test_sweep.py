@@ -53,6 +53,9 @@ def test_second_run_does_no_work_and_gives_the_same_table(smoke_copy, data_root)
     stats = json.loads((smoke_copy / "run.json").read_text())["stats"]
     assert stats["outputs_rebuilt"] is False
     assert stats["compute_seconds_by_stage"] == first  # what the results cost, not what the re-run did
+    info = json.loads((smoke_copy / "run.json").read_text())
+    computing = info["computing_run"]  # the run that computed the results, kept through the re-run
+    assert computing["ran"] and computing["seconds_total"] > info["seconds_total"]
     card = smoke_copy / "scorecard.html"
     card.unlink()  # a report file gone: the next run rebuilds the outputs
     run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
