@@ -261,6 +261,16 @@ def quick_suite_md(path: Path) -> list[str]:
                  f"{again:.1f} s = {100 * again / total:.1f} % | < 5 %: {'met' if again < 0.05 * total else 'missed'} |")
     else:
         L.append("| immediate re-run | run `bench run quick` again, then this report | < 5 % |")
+    compute = stats.get("compute_seconds_by_stage") or {}
+    if compute:
+        dom, sec = max(compute.items(), key=lambda kv: kv[1])
+        whole = sum(compute.values())
+        L += ["", f"Across the suite's {len(run.get('suite', {}).get('datasets', [])) or 'several'} datasets "
+              f"**{dom}** takes the most compute ({sec:.0f} s of {whole:.0f} s, {100 * sec / whole:.0f} %). The "
+              "scaling section above times one dataset; the phantoms' training splits differ in size (up to about "
+              "5x between the smallest and the largest), while explain and score see at most "
+              "`explain.max_images` test images per dataset, so the mix of the whole suite can differ from "
+              "that one dataset's."]
     return L + [""]
 
 

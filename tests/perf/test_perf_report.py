@@ -29,3 +29,12 @@ def test_a_run_that_computed_is_its_own_record_and_a_slow_rerun_is_a_miss(tmp_pa
     assert "| 16.7 min | < 15 min: missed |" in text and "immediate re-run | run `bench run quick` again" in text
     _run_json(path, ran={}, seconds=60.0, computing={"seconds_total": 1000.0, "peak_rss_mb": 100.0})
     assert "| 60.0 s = 6.0 % | < 5 %: missed |" in "\n".join(quick_suite_md(path))
+
+
+def test_the_suite_wide_dominant_stage_comes_from_the_stored_job_times(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"suite": {"datasets": ["a", "b"]}, "seconds_total": 100.0, "peak_rss_mb": 1.0,
+                                "stats": {"ran": {"train": 2},
+                                          "compute_seconds_by_stage": {"train": 60.0, "explain": 30.0, "score": 10.0}}}))
+    assert "Across the suite's 2 datasets **train** takes the most compute (60 s of 100 s, 60 %)" in "\n".join(
+        quick_suite_md(path))
