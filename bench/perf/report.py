@@ -267,8 +267,8 @@ def quick_suite_md(path: Path) -> list[str]:
         whole = sum(compute.values())
         L += ["", f"Across the suite's {len(run.get('suite', {}).get('datasets', [])) or 'several'} datasets "
               f"**{dom}** takes the most compute ({sec:.0f} s of {whole:.0f} s, {100 * sec / whole:.0f} %). The "
-              "scaling section above times one dataset; the phantoms' training splits differ in size (up to about "
-              "5x between the smallest and the largest), while explain and score see at most "
+              "scaling section above times one dataset; the phantoms' training splits differ in size (about 4x "
+              "between the smallest and the largest here), while explain and score see at most "
               "`explain.max_images` test images per dataset, so the mix of the whole suite can differ from "
               "that one dataset's."]
     return L + [""]
