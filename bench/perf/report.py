@@ -634,9 +634,6 @@ def score_cam_why(s: dict[str, Any]) -> str:
             f"{s['min_peer_vs_ours']:.2f}x; more is only possible by doing fewer passes, i.e. changing the method")
 
 
-LAYER_NAME = "block5_conv3"
-
-
 def grad_cam_why(s: dict[str, Any]) -> str:
     ours = next(r for r in s["rows"] if r["name"] == "ours")
     peer = next((r for r in s["rows"] if r["name"] == s["fastest_peer"]), None)
@@ -644,7 +641,7 @@ def grad_cam_why(s: dict[str, Any]) -> str:
     spread = peer.get("vs_ours_spread") if peer else None
     rounds = f" (rounds {spread[0]:.2f}-{spread[1]:.2f})" if spread else ""
     return (f"ours and {s['fastest_peer']} run the same passes (a forward pass and a backward pass to "
-            f"{LAYER_NAME}), both bound by the convolutions (profile below); ours also folds the BatchNorms and "
+            f"{T.LAYER}), both bound by the convolutions (profile below); ours also folds the BatchNorms and "
             f"re-lays the conv weights channels-last on every call, {relayout:.0f} ms here, "
             f"{100 * relayout / (1000 * ours['best_s']):.0f} % of ours' call of {1000 * ours['best_s']:.0f} ms, which "
             f"its faster channels-last passes win back on small images but not here{rounds}; keeping the re-laid "

@@ -272,7 +272,8 @@ def _section_run(info: dict, run_dir: Path) -> str:
     peak = _first(info, "peak_rss_mb")
     if wall is not None or when is not None:
         body = ""
-        compute = (info.get("stats") or {}).get("compute_seconds_by_stage") if isinstance(info.get("stats"), dict) else None
+        stats = info.get("stats")
+        compute = stats.get("compute_seconds_by_stage") if isinstance(stats, dict) else None
         if compute:
             parts = ", ".join(f"{k} {_duration(v)}" for k, v in compute.items())
             body += (f"<div><b>compute time of these results</b>: {H.esc(_duration(sum(compute.values())))} "

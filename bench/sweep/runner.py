@@ -76,7 +76,8 @@ def run_suite(
 
             stats = run_jobs(jobs, store, out, progress, ray_backend)
         t_jobs = time.perf_counter() - t_start
-        stamp, key = out / OUTPUTS_STAMP, outputs_key(suite, jobs, store)
+        stored = [j for j in jobs if store.done(j.stage, j.key)]
+        stamp, key = out / OUTPUTS_STAMP, outputs_key(suite, stored)
         up_to_date = (report and not stats["ran"] and not stats["failed"] and stamp.is_file()
                       and stamp.read_text() == key and all((out / f).is_file() for f in KEY_OUTPUTS))
         if up_to_date:  # nothing ran and nothing it is built from changed: the tables and report stand
@@ -85,7 +86,7 @@ def run_suite(
             stamp.unlink(missing_ok=True)  # a rebuild cut short leaves no stamp, so the next run redoes it
             results = assemble(suite, jobs, store, out)
         stats["outputs_rebuilt"] = not up_to_date
-        stats["compute_seconds_by_stage"] = stored_seconds(jobs, store)
+        stats["compute_seconds_by_stage"] = stored_seconds(stored, store)
         _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start)
         if report and not up_to_date:
             from bench.report import build_report
@@ -95,13 +96,13 @@ def run_suite(
     return results
 
 
-def stored_seconds(jobs: list[Job], store: JobStore) -> dict[str, float]:
-    """Seconds each stage's stored jobs of this plan took when they ran (their ``timing.json``), whichever
+def stored_seconds(stored: list[Job], store: JobStore) -> dict[str, float]:
+    """Seconds each stage's ``stored`` jobs took when they ran (their ``timing.json``), whichever
     invocation ran them: what the results cost to compute, unlike the wall time of a re-run."""
     total: Counter = Counter()
-    for job in jobs:
+    for job in stored:
         f = store.path(job.stage, job.key) / "timing.json"
-        if store.done(job.stage, job.key) and f.is_file():
+        if f.is_file():
             try:
                 total[job.stage] += float(json.loads(f.read_text()).get("seconds", 0.0))
             except (ValueError, TypeError, AttributeError):  # a hand-edited or foreign file: not counted
@@ -113,11 +114,10 @@ OUTPUTS_STAMP = "outputs.key"
 KEY_OUTPUTS = ("results.parquet", "classification.parquet", "leaderboard.csv", "leaderboard.md", "scorecard.html")
 
 
-def outputs_key(suite: Suite, jobs: list[Job], store: JobStore) -> str:
+def outputs_key(suite: Suite, stored: list[Job]) -> str:
     """What the run folder's tables and report are built from: the stored jobs of this plan, the report
     options and the code that assembles and reports them. Equal keys mean equal outputs."""
-    done = [j.key for j in jobs if store.done(j.stage, j.key)]
-    return digest({"suite": suite.name, "jobs": done, "report": to_dict(suite.report),
+    return digest({"suite": suite.name, "jobs": [j.key for j in stored], "report": to_dict(suite.report),
                    "code": code_version("report")}, 32)
 
 
