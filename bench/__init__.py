@@ -6,7 +6,7 @@ returns the tidy results table; ``bench.load_results(dir)`` reads one back. Stag
 ``bench.sweep`` and ``bench.report``.
 """
 
-__version__ = "0.1.0"
+from bench.version import VERSION as __version__
 
 __all__ = ["run_suite", "load_results", "__version__"]
 

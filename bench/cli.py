@@ -15,7 +15,7 @@ import sys
 
 STAGE_CLIS = (
     "bench.data.cli",
-    "bench.train",
+    "bench.train.cli",
     "bench.attribution.cli",
     "bench.sweep.cli",
     "bench.report.cli",
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from bench import __version__
+        from bench.version import VERSION
 
-        print(__version__)
+        print(VERSION)
         return 0
     if not getattr(args, "handler", None):
         parser.print_help()

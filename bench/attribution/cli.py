@@ -142,14 +142,6 @@ def _load(args) -> tuple[torch.nn.Module, dict, Any, list[str], torch.device]:
     return model, info, data, class_names, device
 
 
-def _predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, bs: int) -> np.ndarray:
-    probs = []
-    with torch.no_grad():
-        for s in range(0, len(images), bs):
-            probs.append(torch.softmax(model(images[s : s + bs].to(device)), dim=1).cpu())
-    return torch.cat(probs).numpy()
-
-
 def _targets(spec: str, labels: np.ndarray, probs: np.ndarray, class_names: list[str]) -> np.ndarray:
     if spec == "label":
         return labels.astype(np.int64)
@@ -191,9 +183,9 @@ def _explain_all(
 def _versions() -> dict[str, str]:
     import captum
 
-    from bench import __version__
+    from bench.version import VERSION
 
-    return {"bench": __version__, "torch": torch.__version__, "captum": captum.__version__,
+    return {"bench": VERSION, "torch": torch.__version__, "captum": captum.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
 
 
@@ -203,6 +195,7 @@ def _versions() -> dict[str, str]:
 
 def _cmd_explain(args) -> int:
     from bench.attribution import METHODS, method_cost
+    from bench.models import predict_proba
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -212,7 +205,7 @@ def _cmd_explain(args) -> int:
     n = len(data.labels) if args.limit <= 0 else min(args.limit, len(data.labels))
     images = data.images[:n]
     labels = np.asarray(data.labels[:n], dtype=np.int64)
-    probs = _predict(model, images, device, args.batch_size)
+    probs = predict_proba(model, images, batch_size=args.batch_size, device=device)
     targets = _targets(args.target, labels, probs, class_names)
     maps, seconds = _explain_all(model, images, targets, methods, options, args.layer, device, args.batch_size)
 
@@ -234,7 +227,7 @@ def _cmd_explain(args) -> int:
         "labels": labels.tolist(),
         "targets": targets.tolist(),
         "predictions": probs.argmax(axis=1).tolist(),
-        "probabilities": probs.round(6).tolist(),
+        "probabilities": probs.astype(np.float32).round(6).tolist(),  # rounded in float32, the softmax's dtype
         "methods": {
             m: {
                 "file": f"{m}.npy",
@@ -253,18 +246,9 @@ def _cmd_explain(args) -> int:
     return 0
 
 
-def pick_per_class(labels: np.ndarray, has_mask: np.ndarray | None, per_class: int) -> list[int]:
-    """Indices of up to ``per_class`` images per class, in dataset order, those with a mask first."""
-    picked: list[int] = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if has_mask is not None:
-            idx = np.concatenate([idx[has_mask[idx]], idx[~has_mask[idx]]])
-        picked += idx[:per_class].tolist()
-    return picked
-
-
 def _cmd_figure(args) -> int:
+    from bench.data.selection import pick_per_class
+    from bench.models import predict_proba
     from bench.report.gallery import gallery_figure
 
     if args.per_class < 1:
@@ -277,9 +261,10 @@ def _cmd_figure(args) -> int:
     has_mask = None if has_mask is None else np.asarray(has_mask, dtype=bool)
     if has_mask is None:
         has_mask = np.asarray(data.masks).reshape(len(labels), -1).any(axis=1)
-    idx = pick_per_class(labels, has_mask, args.per_class)
+    mask_first = np.argsort(~has_mask, kind="stable")  # within each class: images with a mask first
+    idx = pick_per_class(labels, mask_first, per_class=args.per_class)
     images = data.images[idx]
-    probs = _predict(model, images, device, args.batch_size)
+    probs = predict_proba(model, images, batch_size=args.batch_size, device=device)
     targets = _targets(args.target, labels[idx], probs, class_names)
     maps, _ = _explain_all(model, images, targets, methods, options, args.layer, device, args.batch_size)
     key = args.dataset or _cfg(info["config"], "data", "dataset")

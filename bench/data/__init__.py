@@ -7,12 +7,10 @@ Public API (see docs/CONTRACTS.md and docs/datasets.md):
 - ``validate_dataset(key, *, root="")`` -> list of :class:`Problem` (all of them)
 - ``prepare(key, *, raw=None, root="", seed=0, scale=0.2, min_per_class=60, max_per_class=200,
   confounder="", confounder_p=0.0)`` -> Path; ``is_prepared(key, root="")``
-- ``composite_control(model, imageset, ...)``: does the prediction follow the lesion?
 - ``data_root``, ``dataset_dir``, ``masks_dir``, ``masks_root``
 """
 
 from bench.data.cards import CardError, DatasetCard, canonical_key, list_cards, load_card
-from bench.data.control import composite_control
 from bench.data.loader import ImageSet, load_dataset, validate_dataset
 from bench.data.manifest import ManifestError, Problem
 from bench.data.paths import data_root, dataset_dir, masks_dir, masks_root
@@ -25,7 +23,6 @@ __all__ = [
     "ManifestError",
     "Problem",
     "canonical_key",
-    "composite_control",
     "data_root",
     "dataset_dir",
     "is_prepared",

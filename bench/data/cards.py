@@ -162,10 +162,11 @@ def card_registry(root: str | os.PathLike = "") -> Registry[Path]:
                 aliases = tuple(read_toml(path).get("aliases", ()))
             except ConfigError:
                 aliases = ()  # the error surfaces when this card is loaded
-            try:
-                reg.register(path.stem, path, aliases=aliases)
-            except ValueError as exc:  # an alias already taken by another card
-                raise CardError(f"{path}: aliases: {exc}") from None
+            taken = [a for a in (path.stem, *aliases) if a in reg]
+            if taken:  # an alias (or the key) already claimed by another card
+                raise CardError(f"{path}: aliases: {taken[0]!r} is already claimed (by {reg.get(taken[0])}); "
+                                "remove it from one of the two cards")
+            reg.register(path.stem, path, aliases=aliases)
     return reg
 
 

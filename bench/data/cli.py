@@ -1,9 +1,8 @@
-"""``bench datasets``, ``bench validate DATASET``, ``bench prepare KEY``, ``bench control CHECKPOINT``."""
+"""``bench datasets``, ``bench validate DATASET``, ``bench prepare KEY``."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -84,32 +83,8 @@ def cmd_prepare(args) -> int:
         return 1
     return 0
 
-def cmd_control(args) -> int:
-    """The composite control of a trained checkpoint on its own test split."""
-    from bench.data.control import composite_control
-    from bench.train import load_checkpoint, load_training_data, resolve_split
-
-    model, info = load_checkpoint(args.checkpoint)
-    cfg = info["config"]
-    if args.root:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=args.root))
-    data = load_training_data(cfg)
-    test = data.subset(resolve_split(data, cfg, args.fold).test)
-    print(f"{cfg.data.dataset}: {len(test.ids)} test images, {int(test.has_mask.sum())} with a lesion mask; "
-          f"{args.pairs} composites per pairing (lesion from A inside the dilated masks, the rest from B)")
-    print("| pairing | source accuracy | follows lesion | follows background | other | pairs with both sources "
-          "correct | follows lesion (both correct) | follows background (both correct) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for pairing in (("random", "nearest") if args.pairing == "both" else (args.pairing,)):
-        c = composite_control(model, test, n_pairs=args.pairs, seed=args.seed, pairing=pairing, dilate=args.dilate)
-        print(f"| {pairing} | {c['source_accuracy']:.3f} | {c['follows_lesion']:.3f} | {c['follows_background']:.3f} "
-              f"| {c['other']:.3f} | {c['n_pairs_correct']} | {c['follows_lesion_given_correct']:.3f} "
-              f"| {c['follows_background_given_correct']:.3f} |")
-    return 0
-
-
 def add_commands(sub) -> None:
-    """Add ``datasets``, ``validate``, ``prepare`` and ``control`` to the ``bench`` sub-command parsers."""
+    """Add ``datasets``, ``validate`` and ``prepare`` to the ``bench`` sub-command parsers."""
     p = sub.add_parser("datasets", help="list the dataset cards and what is prepared on disk")
     p.add_argument("--root", default="", help="data root (default: BENCH_DATA_ROOT or <repo>/datasets)")
     p.set_defaults(handler=cmd_datasets)
@@ -141,20 +116,6 @@ def add_commands(sub) -> None:
     g.add_argument("--confounder-p", type=float, default=0.0, help="P(cue) on the chosen class in train/val")
     p.add_argument("--force", action="store_true", help="regenerate a phantom even if it is up to date")
     p.set_defaults(handler=cmd_prepare)
-
-    p = sub.add_parser(
-        "control", help="composite control of a trained model: does its prediction follow the lesion?",
-        description="bench control reports/quick/cache/train/<key>/checkpoint.pt",
-    )
-    p.add_argument("checkpoint", help="a checkpoint.pt written by bench train or a sweep's train job")
-    p.add_argument("--pairs", type=int, default=200, help="composites per pairing (default 200)")
-    p.add_argument("--pairing", choices=("random", "nearest", "both"), default="both",
-                   help="background donor: random, the nearest outside the masks, or both (default)")
-    p.add_argument("--dilate", type=int, default=2, help="dilation of the masks in px (default 2)")
-    p.add_argument("--fold", type=int, default=0, help="cross-validation fold the checkpoint was trained on")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--root", default="", help="data root (default: the one in the checkpoint's config)")
-    p.set_defaults(handler=cmd_control)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-data")

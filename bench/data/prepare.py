@@ -112,6 +112,38 @@ def _swap_in(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _up_to_date(ckey: str, root: str, opts: dict, final: Path) -> bool:
+    """True if phantom ``ckey`` is prepared in ``final`` with the options ``opts``."""
+    return read_info(ckey, root).get("options") == opts and (final / MANIFEST).is_file()
+
+
+def _convert_raw(ckey: str, card, raw, tmp: Path, mtmp: Path, masks, link: str, say,
+                 converter_options: dict) -> tuple[dict, dict]:
+    """Run the card's converter on the public layout in ``raw``, writing into ``tmp`` (images) and
+    ``mtmp`` (masks). Returns its summary and the options recorded in ``prepared.json``."""
+    from bench.data.converters import CONVERTERS
+
+    raw = Path(raw).expanduser()
+    if not raw.is_dir():
+        raise FileNotFoundError(f"prepare {ckey!r}: --raw {raw} is not a folder")
+    conv = CONVERTERS.get(card.convert.converter)
+    options = {**card.convert.options, **converter_options}
+    say(f"converting {raw} with the {card.convert.converter!r} converter ...")
+    summary = conv(raw, tmp, mtmp, card, masks=Path(masks).expanduser() if masks else None,
+                   link=link, **options)
+    info_opts = {"raw": str(raw), "masks": str(masks or ""), "converter": card.convert.converter,
+                 **{k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))}}
+    return summary, info_opts
+
+
+def _write_info(tmp: Path, ckey: str, card, info_opts: dict, summary: dict, t0: float) -> None:
+    """Write ``tmp/prepared.json``: what made the dataset (options, summary, seconds since ``t0``)."""
+    info = {"key": ckey, "card": card.path, "options": info_opts, "summary": summary,
+            "seconds": round(time.perf_counter() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "python": platform.python_version()}
+    (tmp / INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
 def prepare(
     key: str,
     *,
@@ -148,14 +180,14 @@ def prepare(
     if synthetic:
         confounder, confounder_p = key_confounder(ckey, confounder, confounder_p)
         opts = _phantom_options(seed, scale, min_per_class, max_per_class, confounder, confounder_p)
-        if not force and read_info(ckey, root).get("options") == opts and (final / MANIFEST).is_file():
+        if not force and _up_to_date(ckey, root, opts, final):
             return final
     elif raw is None:
         raise ValueError(f"prepare {ckey!r}: a real dataset needs --raw DIR (the public layout: "
                          f"{card.raw_layout.strip().splitlines()[0] if card.raw_layout.strip() else 'see its card'}); "
                          f"or use synthetic-{ckey} for its phantom")
     with _lock(lock):
-        if synthetic and not force and read_info(ckey, root).get("options") == opts and (final / MANIFEST).is_file():
+        if synthetic and not force and _up_to_date(ckey, root, opts, final):
             return final  # prepared by another process meanwhile
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         mtmp = mfinal.with_name(f".{mfinal.name}.tmp-{os.getpid()}")
@@ -173,23 +205,9 @@ def prepare(
                                    confounder_p=confounder_p, positive=card.positive)
                 info_opts = opts
             else:
-                from bench.data.converters import CONVERTERS
-
-                raw = Path(raw).expanduser()
-                if not raw.is_dir():
-                    raise FileNotFoundError(f"prepare {ckey!r}: --raw {raw} is not a folder")
-                conv = CONVERTERS.get(card.convert.converter)
-                options = {**card.convert.options, **converter_options}
-                say(f"converting {raw} with the {card.convert.converter!r} converter ...")
-                summary = conv(raw, tmp, mtmp, card, masks=Path(masks).expanduser() if masks else None,
-                               link=link, **options)
-                info_opts = {"raw": str(raw), "masks": str(masks or ""), "converter": card.convert.converter,
-                             **{k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))}}
+                summary, info_opts = _convert_raw(ckey, card, raw, tmp, mtmp, masks, link, say, converter_options)
             mtmp.mkdir(parents=True, exist_ok=True)
-            info = {"key": ckey, "card": card.path, "options": info_opts, "summary": summary,
-                    "seconds": round(time.perf_counter() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "python": platform.python_version()}
-            (tmp / INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+            _write_info(tmp, ckey, card, info_opts, summary, t0)
             final.parent.mkdir(parents=True, exist_ok=True)
             mfinal.parent.mkdir(parents=True, exist_ok=True)
             _swap_in(mtmp, mfinal)

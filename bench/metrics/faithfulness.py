@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.metrics._maps import degenerate_maps
+from bench.models.fast import fast_model, to_channels_last
 
 __all__ = ["deletion_insertion", "deletion_auc", "insertion_auc", "gaussian_blur", "pixels_per_step"]
 
@@ -58,6 +59,148 @@ def _model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
+def _checked_inputs(images, saliency, targets, steps, batch_size, substrate) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate :func:`deletion_insertion`'s arguments (``ValueError`` naming the culprit).
+
+    Returns the saliency as a detached ``(B, h, w)`` tensor (on its own device, its own dtype) and the
+    targets as a ``(B,)`` long tensor on the CPU (one int is expanded to every image).
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    B, _, H, W = images.shape
+    sal = saliency if isinstance(saliency, torch.Tensor) else torch.as_tensor(np.asarray(saliency))
+    sal = sal.detach()
+    if sal.ndim != 3 or sal.shape[0] != B or sal.shape[1] > H or sal.shape[2] > W or min(sal.shape[1:]) == 0:
+        raise ValueError(
+            f"saliency must be (B, h, w) with the images' B and h <= H, w <= W; "
+            f"got saliency shape {tuple(sal.shape)}, images shape {tuple(images.shape)}"
+        )
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {int(steps)}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tg = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
+    if tg.numel() == 1:
+        tg = tg.expand(B)
+    if tg.numel() != B:
+        raise ValueError(f"targets must be one int or (B,) = ({B},) class indices, got shape {tuple(tg.shape)}")
+    if isinstance(substrate, str) and substrate not in ("zeros", "blur"):
+        raise ValueError(f"substrate must be 'zeros', 'blur', a number or a tensor, got {substrate!r}")
+    return sal, tg
+
+
+def _pixel_ranks(s: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Each pixel's rank by saliency, 0 = most salient: ``s`` ``(n, h, w)`` float maps -> ``(n, 1, H, W)`` int32.
+
+    The maps are upsampled bilinearly (align_corners=False) to ``(H, W)`` if needed; ties are ranked
+    in row-major order (stable sort) and NaN ranks last.
+    """
+    n = s.shape[0]
+    if tuple(s.shape[1:]) != (H, W):
+        s = F.interpolate(s[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+    s = torch.nan_to_num(s.reshape(n, H * W), nan=-torch.inf)
+    order = torch.sort(s, dim=1, descending=True, stable=True).indices
+    rank = torch.empty(order.shape, dtype=torch.int32, device=s.device)
+    rank.scatter_(1, order, torch.arange(H * W, dtype=torch.int32, device=s.device).expand(n, -1))
+    return rank.view(n, 1, H, W)
+
+
+def _curve_endpoints(
+    x: torch.Tensor, substrate, images_slice: slice, n_images: int, blur_kernel: int, blur_sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the changed pixels become and what the other pixels are, per image and curve.
+
+    ``x``: ``(n, C, H, W)`` images (images ``images_slice`` of the ``n_images`` given). Returns
+    ``(changed, kept)``, each ``(2n, C, H, W)`` in the order (image, curve), curve 0 = deletion
+    (changed -> substrate, kept = image) and 1 = insertion (changed -> image, kept = blurred image);
+    on the CPU in channels-last memory order, the layout the model is run in, so that the perturbed
+    batches are built in it directly.
+    """
+    C, H, W = x.shape[1:]
+    blurred = gaussian_blur(x, blur_kernel, blur_sigma)
+    if isinstance(substrate, str):
+        sub = torch.zeros_like(x) if substrate == "zeros" else blurred
+    else:
+        sub = torch.as_tensor(substrate, dtype=x.dtype, device=x.device)
+        if sub.ndim == 4 and sub.shape[0] == n_images:  # one substrate per image
+            sub = sub[images_slice]
+        sub = sub.expand_as(x)
+    changed = torch.stack([sub, x], dim=1).reshape(-1, C, H, W)
+    kept = torch.stack([x, blurred], dim=1).reshape(-1, C, H, W)
+    if x.device.type == "cpu":
+        changed, kept = to_channels_last(changed), to_channels_last(kept)
+    return changed, kept
+
+
+def _shared_points(steps: int, substrate, device: torch.device) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """Points whose input equals another point's input are not recomputed.
+
+    An image has ``2 * (steps + 1)`` points, position ``curve * (steps + 1) + step``. Returns the
+    ``(copy, source)`` position pairs and the positions to compute, ``(n_computed,)`` int64.
+    Insertion's last = the image = deletion's first; with ``substrate="blur"`` also insertion's
+    first = all blurred = deletion's last.
+    """
+    S1 = steps + 1
+    twins = [(S1 + steps, 0)]
+    if isinstance(substrate, str) and substrate == "blur":
+        twins.append((S1, steps))  # insertion's first = all blurred = deletion's last
+    per_image = torch.tensor([i for i in range(2 * S1) if i not in {c for c, _ in twins}], device=device)
+    return twins, per_image
+
+
+def _score_group(
+    model: nn.Module,
+    changed: torch.Tensor,
+    kept: torch.Tensor,
+    rank: torch.Tensor,
+    n_k: torch.Tensor,
+    targets: torch.Tensor,
+    probs: torch.Tensor,
+    points: tuple[list[tuple[int, int]], torch.Tensor],
+    batch_size: int,
+    layout: torch.memory_format,
+) -> None:
+    """Fill ``probs`` ``(n, 2, S1)`` float64, the target's softmax probability at every point of a group
+    of ``n`` images: ``changed``/``kept`` ``(2n, C, H, W)`` and ``rank`` ``(n, 1, H, W)`` as
+    :func:`_curve_endpoints` and :func:`_pixel_ranks` give them, ``n_k`` ``(S1,)`` pixels changed per
+    step, ``targets`` ``(n,)``, ``points`` as :func:`_shared_points` gives them.
+
+    The group's points are evaluated as one flat list in whole batches of ``batch_size``, so batches mix
+    images, curves and steps and are always full (but the last); ``layout`` is the memory format the
+    model is given its inputs in.
+    """
+    twins, per_image = points
+    n, _, S1 = probs.shape
+    flat = probs.view(-1)
+    todo = (torch.arange(n, device=probs.device)[:, None] * (2 * S1) + per_image).reshape(-1)
+    for lo in range(0, todo.numel(), batch_size):
+        j = todo[lo : lo + batch_size]
+        src, k = j // S1, j % S1  # src = 2 * image + curve, within the group
+        img = src // 2
+        inp = torch.where(rank[img] < n_k[k].view(-1, 1, 1, 1), changed[src], kept[src])
+        p = torch.softmax(model(inp.contiguous(memory_format=layout)).float(), dim=1)
+        flat[j] = p.gather(1, targets[img].view(-1, 1))[:, 0].double()
+    both = probs.view(n, 2 * S1)
+    for copy, source in twins:
+        both[:, copy] = both[:, source]
+
+
+def _curves_and_areas(probs: torch.Tensor, steps: int, degenerate) -> dict[str, np.ndarray]:
+    """:func:`deletion_insertion`'s result from ``probs`` ``(B, 2, steps + 1)`` and the ``degenerate`` flags:
+    the curves as float64 numpy arrays, and their trapezoid areas over ``k / steps`` in [0, 1]."""
+    B, _, S1 = probs.shape
+    curves = np.ascontiguousarray(probs.permute(1, 0, 2).cpu().numpy())  # (2, B, S1)
+    auc = (curves[..., :-1] + curves[..., 1:]).sum(axis=-1) / (2 * steps)
+    return {
+        "deletion": auc[0],
+        "insertion": auc[1],
+        "deletion_curve": curves[0],
+        "insertion_curve": curves[1],
+        "fraction": np.arange(S1) / steps,
+        "degenerate": np.asarray(degenerate, dtype=bool).reshape(B),
+    }
+
+
 @torch.no_grad()
 def deletion_insertion(
     model: nn.Module,
@@ -89,7 +232,7 @@ def deletion_insertion(
         model: classifier returning logits ``(N, num_classes)``; run in eval mode under
             ``torch.no_grad`` on its own device; its training flag is restored afterwards and its
             weights are as before (on the CPU, during the call, they are held channels-last and eval-mode
-            BatchNorms following a conv are folded into it; see ``bench.attribution.cam.fast_model``).
+            BatchNorms following a conv are folded into it; see ``bench.models.fast.fast_model``).
         images: ``(B, C, H, W)`` float, in the model's input space (the zeros substrate is zero there).
         saliency: ``(B, h, w)`` array or tensor with ``h <= H``, ``w <= W``.
         targets: int (one class for all) or ``(B,)`` class indices.
@@ -111,109 +254,31 @@ def deletion_insertion(
     perturbed images go to the model in channels-last memory order, with BatchNorms folded into the
     convs (faster passes; values change only by float rounding).
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
-    B, C, H, W = images.shape
-    sal = saliency if isinstance(saliency, torch.Tensor) else torch.as_tensor(np.asarray(saliency))
-    sal = sal.detach()
-    if sal.ndim != 3 or sal.shape[0] != B or sal.shape[1] > H or sal.shape[2] > W or min(sal.shape[1:]) == 0:
-        raise ValueError(
-            f"saliency must be (B, h, w) with the images' B and h <= H, w <= W; "
-            f"got saliency shape {tuple(sal.shape)}, images shape {tuple(images.shape)}"
-        )
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    sal, tg = _checked_inputs(images, saliency, targets, steps, batch_size, substrate)
+    B, _, H, W = images.shape
+    steps, bs = int(steps), int(batch_size)
     device, dtype = _model_device(model)
-    tg = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
-    if tg.numel() == 1:
-        tg = tg.expand(B)
-    if tg.numel() != B:
-        raise ValueError(f"targets must be one int or (B,) = ({B},) class indices, got shape {tuple(tg.shape)}")
     degenerate = degenerate_maps(sal.cpu()) if B else np.zeros(0, dtype=bool)
-
-    if isinstance(substrate, str) and substrate not in ("zeros", "blur"):
-        raise ValueError(f"substrate must be 'zeros', 'blur', a number or a tensor, got {substrate!r}")
     x_all = images.detach()
     tg = tg.to(device)
     s_all = sal.to(dtype=torch.float64 if sal.dtype == torch.float64 else torch.float32)
     n_k = torch.tensor(pixels_per_step(H * W, steps), device=device)
-    S1 = steps + 1
-    bs = int(batch_size)
-    probs = torch.empty(B, 2, S1, dtype=torch.float64, device=device)
+    probs = torch.empty(B, 2, steps + 1, dtype=torch.float64, device=device)
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    from bench.attribution.cam import fast_model, to_channels_last  # late: attribution imports nothing here
-
-    def prepare(lo: int, hi: int):
-        """For images lo:hi: per image and curve (0 deletion, 1 insertion), what the changed pixels
-        become and what the others are, and each pixel's rank (0 = most salient)."""
-        x = x_all[lo:hi].to(device=device, dtype=dtype)
-        s = s_all[lo:hi].to(device)
-        if tuple(s.shape[1:]) != (H, W):
-            s = F.interpolate(s[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
-        s = torch.nan_to_num(s.reshape(hi - lo, H * W), nan=-torch.inf)
-        order = torch.sort(s, dim=1, descending=True, stable=True).indices
-        rank = torch.empty(order.shape, dtype=torch.int32, device=device)
-        rank.scatter_(1, order, torch.arange(H * W, dtype=torch.int32, device=device).expand(hi - lo, -1))
-        blurred = gaussian_blur(x, blur_kernel, blur_sigma)
-        if isinstance(substrate, str):
-            sub = torch.zeros_like(x) if substrate == "zeros" else blurred
-        else:
-            sub = torch.as_tensor(substrate, dtype=dtype, device=device)
-            if sub.ndim == 4 and sub.shape[0] == B:  # one substrate per image
-                sub = sub[lo:hi]
-            sub = sub.expand_as(x)
-        # in the layout the model is run in, so that the perturbed batches are built in it directly
-        changed = torch.stack([sub, x], dim=1).reshape(-1, C, H, W)
-        kept = torch.stack([x, blurred], dim=1).reshape(-1, C, H, W)
-        if device.type == "cpu":
-            changed, kept = to_channels_last(changed), to_channels_last(kept)
-        return changed, kept, rank.view(hi - lo, 1, H, W)
-
-    # Points whose input equals another point's input are not recomputed: (copy, source) positions in
-    # an image's 2 * S1 points (curve * S1 + step). Insertion's last = the image = deletion's first.
-    twins = [(S1 + steps, 0)]
-    if isinstance(substrate, str) and substrate == "blur":
-        twins.append((S1, steps))  # insertion's first = all blurred = deletion's last
-    per_image = torch.tensor([i for i in range(2 * S1) if i not in {c for c, _ in twins}], device=device)
-
+    points = _shared_points(steps, substrate, device)
     was_training = model.training
     model.eval()
-    try:
-        # Images in groups of batch_size: each group's points are evaluated as one flat list in whole
-        # batches, so batches mix images, curves and steps, are always full (but the last), and
-        # memory stays bounded.
+    try:  # images in groups of batch_size (memory stays bounded): their ranks, endpoints, then every point
         with fast_model(model):
             for g_lo in range(0, B, bs):
-                g_hi = min(B, g_lo + bs)
-                changed, kept, rank = prepare(g_lo, g_hi)
-                flat = probs[g_lo:g_hi].view(-1)
-                todo = (torch.arange(g_hi - g_lo, device=device)[:, None] * (2 * S1) + per_image).reshape(-1)
-                for lo in range(0, todo.numel(), bs):
-                    j = todo[lo : lo + bs]
-                    src, k = j // S1, j % S1  # src = 2 * image + curve, within the group
-                    img = src // 2
-                    inp = torch.where(rank[img] < n_k[k].view(-1, 1, 1, 1), changed[src], kept[src])
-                    p = torch.softmax(model(inp.contiguous(memory_format=layout)).float(), dim=1)
-                    flat[j] = p.gather(1, tg[g_lo + img].view(-1, 1))[:, 0].double()
-                points = probs[g_lo:g_hi].view(g_hi - g_lo, 2 * S1)
-                for copy, source in twins:
-                    points[:, copy] = points[:, source]
+                g = slice(g_lo, min(B, g_lo + bs))
+                x = x_all[g].to(device=device, dtype=dtype)
+                rank = _pixel_ranks(s_all[g].to(device), H, W)
+                changed, kept = _curve_endpoints(x, substrate, g, B, blur_kernel, blur_sigma)
+                _score_group(model, changed, kept, rank, n_k, tg[g], probs[g], points, bs, layout)
     finally:
         model.train(was_training)
-
-    curves = np.ascontiguousarray(probs.permute(1, 0, 2).cpu().numpy())  # (2, B, S1)
-    auc = (curves[..., :-1] + curves[..., 1:]).sum(axis=-1) / (2 * steps)
-    return {
-        "deletion": auc[0],
-        "insertion": auc[1],
-        "deletion_curve": curves[0],
-        "insertion_curve": curves[1],
-        "fraction": np.arange(S1) / steps,
-        "degenerate": np.asarray(degenerate, dtype=bool).reshape(B),
-    }
+    return _curves_and_areas(probs, steps, degenerate)
 
 
 def deletion_auc(model, images, saliency, targets, **options) -> np.ndarray:

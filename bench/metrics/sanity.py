@@ -10,8 +10,9 @@ Source: ../shared/REFERENCE.md section 3 (Adebayo et al., NeurIPS 2018; Arun et 
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,52 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return spear, ssim
 
 
+def _checked_stages(trained: nn.Module, stages: list[Stage] | None) -> list[Stage]:
+    """``stages``, or :func:`randomisation_stages` of ``trained`` when None; ``ValueError`` for a module
+    name that is not one of ``trained.named_modules()``."""
+    stages = randomisation_stages(trained) if stages is None else stages
+    named = dict(trained.named_modules())
+    unknown = [n for _, mods in stages for n in mods if n not in named]
+    if unknown:
+        raise ValueError(f"randomisation_test: unknown module names in stages: {unknown}")
+    return stages
+
+
+@contextlib.contextmanager
+def _seeded(model: nn.Module, seed: int) -> Iterator[None]:
+    """Within the block the global torch RNG (CPU, and the CUDA devices ``model``'s parameters are on)
+    is seeded with ``seed``; its previous state is restored afterwards."""
+    devices = [p.device for p in model.parameters() if p.device.type == "cuda"]
+    with torch.random.fork_rng(devices=sorted({d.index or 0 for d in devices})):
+        torch.manual_seed(seed)
+        yield
+
+
+def _stage_row(
+    name: str, index: int, mods: list[str], ref: np.ndarray, maps: np.ndarray, baseline: tuple[float, float]
+) -> dict:
+    """One row of :func:`randomisation_test`'s table: the similarity of stage ``index``'s maps ``(B, H, W)``
+    to the trained model's ``ref`` ``(B, H, W)`` (means and stds over images), and whether both means
+    fall below the unrelated-image ``baseline`` ``(spearman, ssim)``."""
+    baseline_spearman, baseline_ssim = baseline
+    sp, ss = map_similarity(ref, maps)
+    ok = np.isfinite(sp) & np.isfinite(ss)
+    spm, ssm = _nanmean(sp), _nanmean(ss)
+    return {
+        "stage": name,
+        "stage_index": index,
+        "modules": ",".join(mods),
+        "spearman": spm,
+        "ssim": ssm,
+        "spearman_std": _nanstd(sp),
+        "ssim_std": _nanstd(ss),
+        "n": int(ok.sum()),
+        "baseline_spearman": baseline_spearman,
+        "baseline_ssim": baseline_ssim,
+        "passed": bool(index > 0 and spm < baseline_spearman and ssm < baseline_ssim),
+    }
+
+
 def randomisation_test(
     model: nn.Module,
     images: torch.Tensor,
@@ -188,52 +235,24 @@ def randomisation_test(
         )
     options = dict(method_options or {})
     trained = copy.deepcopy(model).eval()
-    stages = randomisation_stages(trained) if stages is None else stages
-    named = dict(trained.named_modules())
-    unknown = [n for _, mods in stages for n in mods if n not in named]
-    if unknown:
-        raise ValueError(f"randomisation_test: unknown module names in stages: {unknown}")
+    stages = _checked_stages(trained, stages)
 
-    def prep(m: np.ndarray) -> np.ndarray:
-        return np.abs(m) if absolute else m
+    def maps_of(m: nn.Module) -> np.ndarray:
+        maps = _maps(method, m, images, targets, options)
+        return np.abs(maps) if absolute else maps
 
-    ref = prep(_maps(method, trained, images, targets, options))
+    ref = maps_of(trained)
     base_sp, base_ss = map_similarity(ref, np.roll(ref, -1, axis=0))
-    baseline_spearman, baseline_ssim = _nanmean(base_sp), _nanmean(base_ss)
-
-    rows = []
-
-    def add(name: str, index: int, mods: list[str], maps: np.ndarray) -> None:
-        sp, ss = map_similarity(ref, maps)
-        ok = np.isfinite(sp) & np.isfinite(ss)
-        spm, ssm = _nanmean(sp), _nanmean(ss)
-        rows.append(
-            {
-                "stage": name,
-                "stage_index": index,
-                "modules": ",".join(mods),
-                "spearman": spm,
-                "ssim": ssm,
-                "spearman_std": _nanstd(sp),
-                "ssim_std": _nanstd(ss),
-                "n": int(ok.sum()),
-                "baseline_spearman": baseline_spearman,
-                "baseline_ssim": baseline_ssim,
-                "passed": bool(index > 0 and spm < baseline_spearman and ssm < baseline_ssim),
-            }
-        )
-
-    add("trained", 0, [], ref)
+    baseline = _nanmean(base_sp), _nanmean(base_ss)
+    rows = [_stage_row("trained", 0, [], ref, ref, baseline)]
     randomised = copy.deepcopy(trained)
     named = dict(randomised.named_modules())
-    devices = [p.device for p in randomised.parameters() if p.device.type == "cuda"]
-    with torch.random.fork_rng(devices=sorted({d.index or 0 for d in devices})):
-        torch.manual_seed(seed)
-        for index, (name, mods) in enumerate(stages, start=1):
+    with _seeded(randomised, seed):
+        for index, (name, mods) in enumerate(stages, start=1):  # cumulatively, from the output down
             for n in mods:
                 _reinitialise(named[n])
             randomised.eval()
-            add(name, index, mods, prep(_maps(method, randomised, images, targets, options)))
+            rows.append(_stage_row(name, index, mods, ref, maps_of(randomised), baseline))
     df = pd.DataFrame(rows)
     df.attrs["passed"] = bool(df["passed"].iloc[1:].all()) if len(df) > 1 else False
     df.attrs["method"] = method if isinstance(method, str) else getattr(method, "__name__", repr(method))

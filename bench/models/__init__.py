@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from bench.models.fast import fast_model, to_channels_last
 from bench.models.ff_vgg19 import FFVGG19, VGG19
+from bench.models.predict import predict_proba
 from bench.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -27,4 +29,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "create_model", "count_parameters", "FFVGG19", "VGG19"]
+__all__ = ["MODELS", "create_model", "count_parameters", "FFVGG19", "VGG19", "fast_model", "to_channels_last",
+           "predict_proba"]

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def log(msg: str) -> None:
     print(f"[perf {time.perf_counter() - T0:6.0f}s load {load_average():4.1f}] {msg}", file=sys.stderr, flush=True)
 
 
-def _quiet_pgc() -> None:
+def quiet_pgc() -> None:
     """pytorch-grad-cam's ScoreCAM draws a tqdm bar per image; replace it by a plain iterator (only
     the progress bar is removed, which if anything makes that peer faster)."""
     try:
@@ -112,7 +113,7 @@ def profile_top(fn, rows: int = 12) -> str:
 
 def localisation(n: int, size: int, n_quantus: int, rounds: int) -> dict[str, Any]:
     from bench.metrics import METRICS, localisation_scores
-    from bench.metrics._benchmark import make_maps
+    from bench.perf.metric_throughput import make_maps
 
     log(f"localisation: making {n} maps of {size} px")
     sal, masks = make_maps(n, size)
@@ -309,7 +310,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     if loc:
         L += [f"### Localisation metrics, {loc['n']:,} maps of {loc['size']} x {loc['size']}", "",
               "Maps: ReLU of a random 7 x 7 grid upsampled bilinearly (Grad-CAM-like, many exact zeros); masks: "
-              "ellipses of 1-30 % of the image (`bench.metrics._benchmark.make_maps`). "
+              "ellipses of 1-30 % of the image (`bench.perf.metric_throughput.make_maps`). "
               f"Quantus is timed on the first {loc['n_quantus']} maps and extrapolated linearly to {loc['n']:,} "
               "(its cost is per map). Load average "
               f"{loc['load'][0]:.1f} -> {loc['load'][1]:.1f}.", "",
@@ -346,11 +347,12 @@ def write_report(results: dict[str, Any], out: Path) -> None:
 
 OPTIMISATIONS = [
     "`bench/attribution/cam.py`: on the CPU the CAM methods pass the images to the model channels-last and, "
-    "for the duration of the call (context manager `fast_model`, which restores the original modules and "
-    "weight tensors), hold the conv weights channels-last and fold eval-mode BatchNorms that follow a conv "
-    "into it: oneDNN skips a layout conversion of activations and weights per layer, and the BatchNorm passes "
-    "disappear (the quick preset's backbone is vgg19_bn). Channels-last copies go through numpy's transpose "
-    "(torch's permuting copy runs on the intra-op thread pool, very slow on the loaded 2-core machine).",
+    "for the duration of the call (context manager `fast_model` in `bench/models/fast.py`, which restores the "
+    "original modules and weight tensors), hold the conv weights channels-last and fold eval-mode BatchNorms "
+    "that follow a conv into it: oneDNN skips a layout conversion of activations and weights per layer, and "
+    "the BatchNorm passes disappear (the quick preset's backbone is vgg19_bn). Channels-last copies go through "
+    "numpy's transpose (torch's permuting copy runs on the intra-op thread pool, very slow on the loaded 2-core "
+    "machine).",
     "`bench/attribution/cam.py` `score_cam`: channels of one image whose layer-resolution maps are identical "
     "after min-max normalisation give identical masks (bilinear upsampling commutes with the affine "
     "normalisation), so they share one forward pass (`torch.unique` over the normalised maps).",
@@ -447,123 +449,147 @@ def dominant_text(sc: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# main, step by step
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class _Session:
+    """What the steps of :func:`main` share: the size switch, the matmul peak samples (the best one is the
+    peak), the summaries of the tasks run so far and the agreement rows."""
+
+    smoke: bool
+    peaks: list[float]
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    agreement: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rounds(self) -> int:
+        return 2 if self.smoke else 5
+
+    def run(self, task: T.Task, **kw) -> None:
+        """Time ``task`` (see :func:`_run_task`), take a matmul peak sample, keep the task's summary."""
+        res = _run_task(task, **kw)
+        self.peaks.append(matmul_peak(1024 if self.smoke else 2048, repeats=5))
+        self.summaries.append(summarise(res))
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="reports/perf.md")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="toy sizes: check that the report builds")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--data-root", default="", help="where the scaling phantom is prepared (default: a temp dir)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    pin(args.threads, 0)
-    _quiet_pgc()
-    smoke = args.smoke
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "git": git_revision(), "smoke": smoke}
-    load0 = load_average()
-    results["machine"] = machine()
-    peaks = [matmul_peak(1024 if smoke else 2048)]
-    log(f"machine {results['machine']['cpu']}, matmul peak {peaks[0]:.0f} GFLOP/s")
 
-    def run_task(task, **kw):  # every task, then a matmul peak sample (the best sample is the peak)
-        out = _run_task(task, **kw)
-        peaks.append(matmul_peak(1024 if smoke else 2048, repeats=5))
-        return out
-
-    summaries: list[dict[str, Any]] = []
-    agreement: list[dict[str, Any]] = []
-    profiles: dict[str, str] = {}
-    R = 2 if smoke else 5
-
-    # scaling first: it prepares a phantom and trains the quick model, used below for Score-CAM
+def _measure_scaling(root: str, smoke: bool, results: dict[str, Any]):
+    """The scaling section into ``results["scaling"]`` (or its error into ``results["scaling_error"]``);
+    returns the stages of the quick model it trained, or None where that failed."""
     stages = None
-    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
-        root = args.data_root or tmp
-        if not args.skip_scaling:
-            try:
-                from bench.perf import scaling
+    try:
+        from bench.perf import scaling
 
-                log("scaling: preparing a phantom and training the quick model")
-                sc, stages = scaling.measure(root=root, n_images=(1, 2) if smoke else (2, 4, 8),
-                                             sizes=(48, 64) if smoke else (48, 64, 96), n_at_size=1 if smoke else 2,
-                                             method_counts=(2, 4) if smoke else (3, 6, 12, 18),
-                                             sanity_images=2, log=log)
-                sc["dominant"] = dominant_text(sc)
-                results["scaling"] = sc
-            except Exception as e:  # noqa: BLE001 - the rest of the report still stands
-                import traceback
+        log("scaling: preparing a phantom and training the quick model")
+        sc, stages = scaling.measure(root=root, n_images=(1, 2) if smoke else (2, 4, 8),
+                                     sizes=(48, 64) if smoke else (48, 64, 96), n_at_size=1 if smoke else 2,
+                                     method_counts=(2, 4) if smoke else (3, 6, 12, 18),
+                                     sanity_images=2, log=log)
+        sc["dominant"] = dominant_text(sc)
+        results["scaling"] = sc
+    except Exception as e:  # noqa: BLE001 - the rest of the report still stands
+        import traceback
 
-                traceback.print_exc()
-                results["scaling_error"] = f"{type(e).__name__}: {e}"
-        trained = stages.model if stages is not None else None
+        traceback.print_exc()
+        results["scaling_error"] = f"{type(e).__name__}: {e}"
+    return stages
 
-        # Grad-CAM -------------------------------------------------------------------------------
-        qm = T.quick_model()
-        x, t = T.random_inputs(8 if smoke else 32, 64)
-        gc = T.grad_cam_task(qm, x, t, label="quick FF-VGG19 (width 0.25), 64 px")
-        summaries.append(summarise(run_task(gc, rounds=R, count=True)))
-        agreement += T.grad_cam_agreement(qm, x[:8], t[:8])
-        fm = T.full_model()
-        xf, tf = T.random_inputs(1 if smoke else 2, 224 if not smoke else 96)
-        gcf = T.grad_cam_task(fm, xf, tf, label=f"full FF-VGG19 (width 1), {xf.shape[-1]} px")
-        summaries.append(summarise(run_task(gcf, rounds=2 if smoke else 3, count=True)))
 
-        # Score-CAM ------------------------------------------------------------------------------
-        sc_model, sc_x, sc_t, sc_label = qm, x[: 2 if smoke else 8], t[: 2 if smoke else 8], "untrained"
-        if trained is not None:
-            sc_model = trained
-            sc_x, _, tl = stages.inputs(2 if smoke else 8, 64)
-            sc_t = torch.as_tensor(tl)
-            sc_label = "as the suite trains it (BatchNorm, 2 epochs on the phantom), its test images"
-        s1 = T.score_cam_task(sc_model, sc_x, sc_t, label=f"quick FF-VGG19 {sc_label}, 64 px", batch_size=256)
-        summaries.append(summarise(run_task(s1, rounds=2 if smoke else 3)))
-        agreement += T.score_cam_agreement(sc_model, sc_x[:4], sc_t[:4])
-        if trained is not None:
-            s2 = T.score_cam_task(qm, x[:2 if smoke else 4], t[:2 if smoke else 4],
-                                  label="quick FF-VGG19 untrained, random images, 64 px", batch_size=256)
-            summaries.append(summarise(run_task(s2, rounds=2 if smoke else 3)))
+def _grad_cam_tasks(s: _Session) -> tuple[tuple, tuple]:
+    """Grad-CAM on the quick and on the full model; returns their (model, images, targets), which the
+    later tasks reuse."""
+    smoke = s.smoke
+    qm = T.quick_model()
+    x, t = T.random_inputs(8 if smoke else 32, 64)
+    gc = T.grad_cam_task(qm, x, t, label="quick FF-VGG19 (width 0.25), 64 px")
+    s.run(gc, rounds=s.rounds, count=True)
+    s.agreement += T.grad_cam_agreement(qm, x[:8], t[:8])
+    fm = T.full_model()
+    xf, tf = T.random_inputs(1 if smoke else 2, 224 if not smoke else 96)
+    gcf = T.grad_cam_task(fm, xf, tf, label=f"full FF-VGG19 (width 1), {xf.shape[-1]} px")
+    s.run(gcf, rounds=2 if smoke else 3, count=True)
+    return (qm, x, t), (fm, xf, tf)
 
-        # deletion + insertion -------------------------------------------------------------------
-        nd = 8 if smoke else 32
-        d1 = T.deletion_task(qm, x[:nd], t[:nd], T.coarse_maps(nd, 64), label="quick FF-VGG19, 64 px",
-                             steps=16, batch_size=256)
-        summaries.append(summarise(run_task(d1, rounds=R if smoke else 4)))
-        agreement += T.deletion_agreement(qm, x[:4], t[:4], T.coarse_maps(4, 64), 16)
-        if trained is not None:  # the suite's own model (its preset: BatchNorm backbone), its test images
-            nt = 4 if smoke else 16
-            xt, _, tlt = stages.inputs(nt, 64)
-            ttt = torch.as_tensor(tlt)
-            g2 = T.grad_cam_task(trained, xt, ttt, label="quick FF-VGG19 as the suite trains it (BatchNorm), 64 px")
-            summaries.append(summarise(run_task(g2, rounds=R, count=True)))
-            d3 = T.deletion_task(trained, xt, ttt, T.coarse_maps(nt, 64),
-                                 label="quick FF-VGG19 as the suite trains it (BatchNorm), 64 px", steps=16,
-                                 batch_size=256)
-            summaries.append(summarise(run_task(d3, rounds=R if smoke else 4)))
-        d2 = T.deletion_task(fm, xf[:1], tf[:1], T.coarse_maps(1, xf.shape[-1]),
-                             label=f"full FF-VGG19, {xf.shape[-1]} px", steps=8, batch_size=16)
-        summaries.append(summarise(run_task(d2, rounds=2)))
 
-        # localisation ---------------------------------------------------------------------------
-        loc = localisation(500 if smoke else 10_000, 224 if not smoke else 64, 20 if smoke else 100, 2)
-        results["localisation"] = loc
+def _score_cam_tasks(s: _Session, quick: tuple, stages) -> None:
+    """Score-CAM on the suite's trained quick model and its test images where the scaling run trained
+    one (then also on the untrained one), else on the untrained quick model."""
+    smoke = s.smoke
+    qm, x, t = quick
+    trained = stages.model if stages is not None else None
+    sc_model, sc_x, sc_t, sc_label = qm, x[: 2 if smoke else 8], t[: 2 if smoke else 8], "untrained"
+    if trained is not None:
+        sc_model = trained
+        sc_x, _, tl = stages.inputs(2 if smoke else 8, 64)
+        sc_t = torch.as_tensor(tl)
+        sc_label = "as the suite trains it (BatchNorm, 2 epochs on the phantom), its test images"
+    s1 = T.score_cam_task(sc_model, sc_x, sc_t, label=f"quick FF-VGG19 {sc_label}, 64 px", batch_size=256)
+    s.run(s1, rounds=2 if smoke else 3)
+    s.agreement += T.score_cam_agreement(sc_model, sc_x[:4], sc_t[:4])
+    if trained is not None:
+        s2 = T.score_cam_task(qm, x[:2 if smoke else 4], t[:2 if smoke else 4],
+                              label="quick FF-VGG19 untrained, random images, 64 px", batch_size=256)
+        s.run(s2, rounds=2 if smoke else 3)
 
-    results["tasks"] = summaries
-    results["agreement"] = agreement
-    results["targets"] = targets(summaries, loc)
+
+def _deletion_tasks(s: _Session, quick: tuple, full: tuple, stages) -> None:
+    """Deletion + insertion on the quick model, on the suite's trained one (with Grad-CAM there too)
+    where the scaling run trained one, and on the full model."""
+    smoke = s.smoke
+    qm, x, t = quick
+    fm, xf, tf = full
+    trained = stages.model if stages is not None else None
+    nd = 8 if smoke else 32
+    d1 = T.deletion_task(qm, x[:nd], t[:nd], T.coarse_maps(nd, 64), label="quick FF-VGG19, 64 px",
+                         steps=16, batch_size=256)
+    s.run(d1, rounds=s.rounds if smoke else 4)
+    s.agreement += T.deletion_agreement(qm, x[:4], t[:4], T.coarse_maps(4, 64), 16)
+    if trained is not None:  # the suite's own model (its preset: BatchNorm backbone), its test images
+        nt = 4 if smoke else 16
+        xt, _, tlt = stages.inputs(nt, 64)
+        ttt = torch.as_tensor(tlt)
+        g2 = T.grad_cam_task(trained, xt, ttt, label="quick FF-VGG19 as the suite trains it (BatchNorm), 64 px")
+        s.run(g2, rounds=s.rounds, count=True)
+        d3 = T.deletion_task(trained, xt, ttt, T.coarse_maps(nt, 64),
+                             label="quick FF-VGG19 as the suite trains it (BatchNorm), 64 px", steps=16,
+                             batch_size=256)
+        s.run(d3, rounds=s.rounds if smoke else 4)
+    d2 = T.deletion_task(fm, xf[:1], tf[:1], T.coarse_maps(1, xf.shape[-1]),
+                         label=f"full FF-VGG19, {xf.shape[-1]} px", steps=8, batch_size=16)
+    s.run(d2, rounds=2)
+
+
+def _conclude(results: dict[str, Any], s: _Session, loc: dict[str, Any], load0: float) -> None:
+    """The tasks, agreement rows, targets (with profiles of the missed ones), load, matmul peak and
+    seconds into ``results``."""
+    results["tasks"] = s.summaries
+    results["agreement"] = s.agreement
+    results["targets"] = targets(s.summaries, loc)
+    profiles: dict[str, str] = {}
     for tgt in results["targets"]:
         if not tgt["met"] and tgt.get("profile"):
             profiles[tgt["target"]] = profile_top(tgt.pop("profile"))
         tgt.pop("profile", None)
     results["profiles"] = profiles
     results["load"] = [load0, load_average()]
-    peaks.append(matmul_peak(1024 if smoke else 2048))
-    results["matmul_peak_gflops"] = max(peaks)
-    results["matmul_peak_samples"] = peaks
+    s.peaks.append(matmul_peak(1024 if s.smoke else 2048))
+    results["matmul_peak_gflops"] = max(s.peaks)
+    results["matmul_peak_samples"] = s.peaks
     results["seconds"] = time.perf_counter() - T0
+
+
+def _write_outputs(results: dict[str, Any], out: Path) -> None:
+    """``out`` (markdown), the scaling plot beside it where scaling was measured, and ``perf.json``."""
     write_report(results, out)
     if results.get("scaling"):
         from bench.perf.scaling import plot, stage_table
@@ -571,6 +597,32 @@ def main(argv: list[str] | None = None) -> int:
         plot(stage_table(results["scaling"]), out.parent / "perf_scaling.png",
              {"images": "test images N", "methods": "methods M", "size": "image size (px)"})
     (out.parent / "perf.json").write_text(json.dumps(_jsonable(results), indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    pin(args.threads, 0)
+    quiet_pgc()
+    smoke = args.smoke
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "git": git_revision(), "smoke": smoke}
+    load0 = load_average()
+    results["machine"] = machine()
+    s = _Session(smoke, peaks=[matmul_peak(1024 if smoke else 2048)])
+    log(f"machine {results['machine']['cpu']}, matmul peak {s.peaks[0]:.0f} GFLOP/s")
+
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        # scaling first: it prepares a phantom and trains the quick model, used below for Score-CAM
+        stages = None if args.skip_scaling else _measure_scaling(args.data_root or tmp, smoke, results)
+        quick, full = _grad_cam_tasks(s)
+        _score_cam_tasks(s, quick, stages)
+        _deletion_tasks(s, quick, full, stages)
+        loc = localisation(500 if smoke else 10_000, 224 if not smoke else 64, 20 if smoke else 100, 2)
+        results["localisation"] = loc
+
+    _conclude(results, s, loc, load0)
+    _write_outputs(results, out)
     log(f"wrote {out} in {results['seconds']:.0f} s")
     return 0
 

@@ -62,7 +62,7 @@ class Stages:
         self.steps_per_epoch = math.ceil(n_train / self.cfg.train.batch_size)
         self.train_steps = self.steps_per_epoch * self.epochs
         index = {i: n for n, i in enumerate(self.data.ids)}
-        self.test = select_images(self.data, index, res.test_ids, res.test_probs, 10**9)
+        self.test = select_images(self.data, index, res.test_ids, 10**9)
         self.methods = list(suite.methods)
         log(f"  {dataset}: prepared in {self.prepare_s:.0f} s; training estimated at {self.train_s:.1f} s "
             f"({self.epochs} epochs of {self.steps_per_epoch} steps, no early stop); {len(self.test)} test "

@@ -90,10 +90,10 @@ def _clear_grads(model: nn.Module) -> None:
 
 def _model_context(model: nn.Module, layout):
     """The fastest way we know to run ``model`` in ``layout``: channels-last goes with
-    :func:`bench.attribution.cam.fast_model` (BatchNorms folded, weights channels-last), as ours runs it."""
+    :func:`bench.models.fast.fast_model` (BatchNorms folded, weights channels-last), as ours runs it."""
     from contextlib import nullcontext
 
-    from bench.attribution.cam import fast_model
+    from bench.models.fast import fast_model
 
     return fast_model(model) if layout == torch.channels_last else nullcontext()
 
@@ -195,12 +195,12 @@ def grad_cam_task(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
 
 
 def fast_model_cost_ms(model: nn.Module, repeats: int = 5) -> float:
-    """Milliseconds (median of ``repeats``) of entering and leaving :func:`bench.attribution.cam.fast_model`
+    """Milliseconds (median of ``repeats``) of entering and leaving :func:`bench.models.fast.fast_model`
     on ``model``: what every call of ours pays to fold the BatchNorms and re-lay the conv weights."""
     import statistics
     import time
 
-    from bench.attribution.cam import fast_model
+    from bench.models.fast import fast_model
 
     times = []
     for _ in range(repeats + 1):

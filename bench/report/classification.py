@@ -5,12 +5,17 @@ cross-validation means), with the standard deviation over those runs. Multi-clas
 macro averages (``average == "macro"``), which the paper left blank. Beside ours: the paper's own
 number where the dataset is the real one (``real``), "phantom" for the synthetic stand-ins, "-" where
 the paper printed none.
+
+For one training run (``bench train``): :func:`table2_row` and :func:`write_classification_table`
+write ``classification.csv`` (fractions) and ``.md`` (percentages).
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,3 +115,33 @@ def write_classification(cls: pd.DataFrame, out_dir: str | Path) -> dict[str, Pa
     table.to_csv(paths["classification.csv"], index=False)
     paths["classification.md"].write_text(classification_markdown(table), encoding="utf-8")
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# one training run (bench train)
+
+
+def table2_row(dataset: str, model: str, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """One row of the Table-2-style table of one run (fractions; the writers show percentages)."""
+    return {"dataset": dataset, "model": model, **extra, "n_test": metrics["n"], **{k: metrics[k] for k in TABLE2}}
+
+
+def write_classification_table(rows: list[dict[str, Any]], stem: str | Path) -> tuple[Path, Path]:
+    """Write ``stem.csv`` (fractions) and ``stem.md`` (percentages, 2 decimals, NaN as '-')."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    cols = list(rows[0].keys()) if rows else []
+    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    shown = [{k: (_pct(v) if k in TABLE2 else v) for k, v in r.items()} for r in rows]
+    header = {k: (f"{k} %" if k in TABLE2 else k) for k in cols}
+    md = markdown_table([{header[k]: v for k, v in r.items()} for r in shown])
+    stem.with_suffix(".md").write_text(md)
+    return stem.with_suffix(".csv"), stem.with_suffix(".md")
+
+
+def _pct(v: Any) -> str:
+    """A fraction as a percentage with 2 decimals; '-' for None, NaN or infinity."""
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * float(v):.2f}"

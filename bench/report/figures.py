@@ -70,7 +70,7 @@ def save_png(fig: Figure, path: str | Path | None = None, *, dpi: int = 110) -> 
     return save_figure(fig, path, fmt="png", dpi=dpi)
 
 
-def _figure_legend(fig: Figure, handles, labels, width: float, top: float = 0.6) -> None:
+def figure_legend(fig: Figure, handles, labels, width: float, top: float = 0.6) -> None:
     """A legend in the right margin (``width`` inches), aligned with the top of the axes."""
     w, h = fig.get_figwidth(), fig.get_figheight()
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1 - (width - 0.1) / w, 1 - top / h))
@@ -172,7 +172,7 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
         for ax in axes[:, 0]:
             ax.set_ylabel("probability of the class")
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        _figure_legend(fig, handles, labels, lw)
+        figure_legend(fig, handles, labels, lw)
         better = "lower" if curve == "deletion" else "higher"
         fig.suptitle(f"Mean {curve} curves ({better} area is better)", fontsize=10)
     return fig
@@ -215,6 +215,6 @@ def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | Non
             ax.set_ylabel(f"{measure} vs trained model")
             ax.set_title(f"{'Spearman rank correlation' if measure == 'spearman' else 'SSIM'}")
         handles, labels = axes[0].get_legend_handles_labels()
-        _figure_legend(fig, handles, labels, lw)
+        figure_legend(fig, handles, labels, lw)
         fig.suptitle("Cascading randomisation (Adebayo et al. 2018): a trustworthy map's similarity falls", fontsize=10)
     return fig

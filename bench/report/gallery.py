@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.data.selection import pick_per_class
 from bench.report.figures import new_figure, ordered_methods
 
 
@@ -41,19 +42,6 @@ def load_gallery(path: str | Path) -> dict:
         if v.shape != (k, *images.shape[2:]):
             raise ValueError(f"{path}: map__{m} has shape {v.shape}, expected {(k, *images.shape[2:])}")
     return dict(images=images, masks=masks, labels=labels, ids=ids, class_names=class_names, maps=maps)
-
-
-def _pick_rows(labels: np.ndarray, max_rows: int) -> list[int]:
-    by_class: dict[int, list[int]] = {}
-    for i, c in enumerate(labels.tolist()):
-        by_class.setdefault(int(c), []).append(i)
-    picked: list[int] = []
-    queues = [list(v) for _, v in sorted(by_class.items())]
-    while len(picked) < max_rows and any(queues):
-        for q in queues:
-            if q and len(picked) < max_rows:
-                picked.append(q.pop(0))
-    return picked
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -116,7 +104,7 @@ def gallery_figure(data: dict, *, title: str = "", max_rows: int = 8, methods: l
         return None
     maps = data["maps"]
     names = methods or ordered_methods(maps)
-    rows = _pick_rows(labels, max_rows)
+    rows = pick_per_class(labels, total=max_rows)
     tile, gap = 96, 4
     mosaic = compose_tiles(data, rows, names, tile=tile, gap=gap)
     mh, mw = mosaic.shape[:2]

@@ -37,11 +37,8 @@ import pandas as pd
 from bench.report.markdown import markdown_table
 from bench.report.reference import BASELINES, REFERENCE_METHOD, direction
 from bench.report.stats import bootstrap_ci, holm, paired_wilcoxon
+from bench.results import RESULT_COLUMNS
 
-RESULT_COLUMNS = (
-    "run", "dataset", "model", "seed", "fold", "method", "metric", "image_id",
-    "label", "target", "correct", "value", "degenerate", "excluded",
-)
 GROUP = ["dataset", "model", "method", "metric"]
 FAMILY = ["dataset", "model", "metric"]
 PAIR_KEY = ["seed", "fold", "image_id"]

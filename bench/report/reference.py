@@ -1,6 +1,7 @@
 """Fixed facts the report needs: metric directions and definitions, the paper's Table 2.
 
-Kept as data in this one module so that every table and figure reads them from the same place.
+Kept as data in this one module so that every table and figure reads them from the same place; a
+metric's direction is not repeated here but read from ``bench.metrics.METRICS`` (meta ``direction``).
 """
 
 from __future__ import annotations
@@ -9,17 +10,6 @@ import math
 
 BASELINES = ("centre", "random")  # methods that any useful explanation must beat
 REFERENCE_METHOD = "grad_cam"  # every method is compared against this one, pairwise
-
-# Used only while (or where) ``bench.metrics.METRICS`` does not know a metric.
-_FALLBACK_DIRECTION = {
-    "pointing_game": "higher",
-    "energy_pointing_game": "higher",
-    "relevance_rank_accuracy": "higher",
-    "iou": "higher",
-    "auprc": "higher",
-    "deletion": "lower",
-    "insertion": "higher",
-}
 
 # "How to read this": definition and direction, one sentence each (after REFERENCE.md section 3).
 METRIC_HELP = {
@@ -67,27 +57,22 @@ def paper_value(paper_key: str, column: str) -> float:
 
 
 def direction(metric: str) -> str:
-    """``"higher"`` or ``"lower"``: which values of ``metric`` are better.
-
-    Read from ``bench.metrics.METRICS`` (meta ``direction``) when that registry exists and knows the
-    metric, else from a local table of the seven built-in metrics.
+    """``"higher"`` or ``"lower"``: which values of ``metric`` are better (``bench.metrics.METRICS``,
+    meta ``direction``).
 
     Raises:
-        ValueError: the metric is unknown to both.
+        ValueError: the registry has no direction for the metric.
     """
-    try:
-        from bench.metrics import METRICS  # imported lazily: the registry may not exist yet
-    except ImportError:
-        METRICS = None
-    if METRICS is not None and metric in METRICS:
+    from bench.metrics import METRICS  # imported lazily: bench.metrics imports torch
+
+    if metric in METRICS:
         d = METRICS.meta(metric).get("direction")
         if d in ("higher", "lower"):
             return d
-    if metric in _FALLBACK_DIRECTION:
-        return _FALLBACK_DIRECTION[metric]
+    known = [n for n in METRICS.names() if METRICS.meta(n).get("direction") in ("higher", "lower")]
     raise ValueError(
         f"no direction known for metric {metric!r}: register it in bench.metrics.METRICS with "
-        f"direction='higher' or 'lower' (known here: {', '.join(sorted(_FALLBACK_DIRECTION))})"
+        f"direction='higher' or 'lower' (known here: {', '.join(known)})"
     )
 
 

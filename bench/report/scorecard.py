@@ -550,7 +550,7 @@ def _section_errors(results: pd.DataFrame, errors: list[dict], bad_lines: int) -
 
 def _page(run_name: str, info: dict, sections: list[tuple[str, str, str]]) -> str:
     try:
-        from bench import __version__ as version
+        from bench.version import VERSION as version
     except ImportError:  # pragma: no cover
         version = "?"
     nav = "".join(f'<a href="#{sid}">{H.esc(title)}</a>' for sid, title, _ in sections)

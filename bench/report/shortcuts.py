@@ -168,7 +168,7 @@ def accuracy_figure(classifier: pd.DataFrame, model: str):
     """Accuracy on both test splits, and the drop, against p: one line per phantom."""
     import matplotlib
 
-    from bench.report.figures import STYLE, _figure_legend, legend_width, new_figure
+    from bench.report.figures import STYLE, figure_legend, legend_width, new_figure
 
     sub = classifier[classifier["model"] == model]
     if sub.empty:
@@ -196,7 +196,7 @@ def accuracy_figure(classifier: pd.DataFrame, model: str):
         for ax in (ax_acc, ax_drop):
             ax.set_xlabel("p (cue on the cue's class in training)")
         handles, names = ax_acc.get_legend_handles_labels()
-        _figure_legend(fig, handles, names, lw)
+        figure_legend(fig, handles, names, lw)
     return fig
 
 
@@ -205,7 +205,7 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
     method; the drop in grey on a twin axis of the top row."""
     import matplotlib
 
-    from bench.report.figures import STYLE, _figure_legend, legend_width, new_figure, ordered_methods
+    from bench.report.figures import STYLE, figure_legend, legend_width, new_figure, ordered_methods
     from bench.report.reference import BASELINES
 
     sub = methods[methods["model"] == model]
@@ -239,7 +239,7 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
         handles, labels = axes[0, 0].get_legend_handles_labels()
         handles.append(matplotlib.lines.Line2D([], [], color="#777", lw=2.5, alpha=0.35))
         labels.append("accuracy drop")
-        _figure_legend(fig, handles, labels, lw)  # in the last lw inches: clear of the twin axis' labels
+        figure_legend(fig, handles, labels, lw)  # in the last lw inches: clear of the twin axis' labels
         fig.suptitle("Share of positive saliency on the cue (top) and on the lesion (bottom) against p", fontsize=10)
     return fig
 
@@ -251,6 +251,94 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
 def _verdict_cls(v: str) -> str:
     return {"reveals the shortcut": "pass", "misleading": "fail", "shows neither": "partial", "shows both": "partial",
             "shows the cue regardless": "partial"}.get(v, "")
+
+
+def _intro_html() -> str:
+    """The section's opening paragraph: the cue, the two test splits, the drop and the flips."""
+    return (
+        "<p>Each phantom carries a cue outside the lesion (a corner <code>tag</code>, an <code>ink</code> "
+        "stroke, a <code>ruler</code>) drawn on the cue's class with probability <i>p</i> in training, "
+        "validation and the <b>correlated</b> test split, never on the other classes. In the "
+        "<b>decorrelated</b> test split every test image appears twice, without and with the cue, whatever "
+        "its class. The <b>drop</b> (correlated minus decorrelated accuracy) is how much the classifier relies "
+        "on the cue; <b>flips</b> is the share of image pairs whose prediction changes with the cue alone. "
+        f"A drop of at least {STRONG_DROP:g} counts as a strong shortcut.</p>"
+    )
+
+
+def _classifier_html(classifier: pd.DataFrame, model: str, figures) -> str:
+    """"The classifier" for ``model``: a row per dataset of :func:`classifier_table` beside the
+    accuracy figure (rendered by ``figures.img``)."""
+    c = classifier[classifier["model"] == model]
+    rows = [[r["phantom"].removeprefix("synthetic-"), f"{r['cue']} on {r['cue_class']}", float(r["p"]),
+             float(r["accuracy_correlated"]), float(r["accuracy_decorrelated"]),
+             H.Cell(H.fmt(float(r["drop"])), cls="num best" if r["drop"] >= STRONG_DROP else "num"),
+             float(r["flip_rate"]), f"{r['n_correlated']:.0f} / {r['n_decorrelated']:.0f}", int(r["runs"])]
+            for _, r in c.iterrows()]
+    return ("<h3>The classifier</h3><div class=\"side\">" + H.table(
+        ["phantom", "cue", "p", "accuracy, correlated", "accuracy, decorrelated", "drop", "flips",
+         "test images", "runs"], rows)
+        + figures.img(accuracy_figure(classifier, model), f"shortcuts_accuracy_{model}",
+                      "accuracy on both test splits and the drop against p") + "</div>")
+
+
+def _detection_intro_html() -> str:
+    """The paragraph that defines rho, per phantom, concentration, pointing, "shows" and the verdicts."""
+    return (
+        "<h3>Shortcut detection</h3><p>Per method: <b>rho</b> = Spearman's rank correlation, over every "
+        "phantom and p of this run, between the method's cue share (share of its positive saliency on the "
+        "cue's mask) and the drop: does the map put more weight on the cue the more the classifier uses it? "
+        "<b>per phantom</b>: the mean of the same correlation within each phantom, across p only (the "
+        "explained images are the same for every p of a phantom, so only the classifier changes; a method "
+        "that ignores the model has none). On the datasets with a strong shortcut "
+        f"(drop &ge; {STRONG_DROP:g}): the shares, the <b>concentration</b> (share / the region's area: 1 for "
+        "a uniform map) and the pointing game (the map's maximum on the region) for the cue and the lesion. "
+        f"The map <i>shows</i> a region when it is at least {SHOWS_CONCENTRATION:g}&times; uniform there and "
+        f"{SHOWS_MARGIN:g}&times; as concentrated as on the other (<i>both</i>: both at least "
+        f"{SHOWS_CONCENTRATION:g}&times; without that margin). Showing the lesion while the classifier "
+        "relies on the cue is <b>misleading</b>; showing the cue <b>reveals the shortcut</b> if the cue share "
+        f"also tracks the drop (rho &ge; {DETECTS_RHO:g}), else the map shows the cue <i>regardless</i> of the "
+        "classifier.</p>"
+    )
+
+
+def _detection_table_html(d: pd.DataFrame) -> str:
+    """The ranking of :func:`detection_table` rows ``d`` (one model) with their verdicts."""
+    from bench.report.reference import BASELINES
+
+    rows = []
+    for _, r in d.iterrows():
+        base = r["method"] in BASELINES
+        rank = H.fmt(float(r["rank"]), 0) if np.isfinite(r["rank"]) else "-"
+        rows.append([rank, H.Cell(r["method"] + (" (baseline)" if base else ""),
+                                  cls="method baseline" if base else "method"),
+                     float(r["rho"]), float(r["rho_per_phantom"]), float(r["cue_share_strong"]),
+                     float(r["lesion_share_strong"]),
+                     H.Cell(H.fmt(float(r["cue_concentration_strong"]), 1), cls="num"),
+                     H.Cell(H.fmt(float(r["lesion_concentration_strong"]), 1), cls="num"),
+                     float(r["cue_pointing_strong"]), float(r["lesion_pointing_strong"]),
+                     H.Cell(r["verdict"], cls=_verdict_cls(r["verdict"]))])
+    return H.table(["#", "method", "rho", "per phantom", "cue share", "lesion share",
+                    "cue ×uniform", "lesion ×uniform", "cue pointing", "lesion pointing", "verdict"],
+                   rows,
+                   caption=f"Shares, concentration and pointing: means over the "
+                           f"{int(d['strong_datasets'].max())} dataset(s) with a strong shortcut, "
+                           f"of {int(d['datasets'].max())}.")
+
+
+def _all_methods_html(m: pd.DataFrame) -> str:
+    """The collapsed table of :func:`method_table` rows ``m`` (one model): every method on every dataset;
+    "" when there are none."""
+    if m.empty:
+        return ""
+    rows = [[r["method"], r["phantom"].removeprefix("synthetic-"), float(r["p"]), float(r["drop"]),
+             float(r["cue_share"]), float(r["lesion_share"]),
+             H.Cell(H.fmt(float(r["cue_concentration"]), 1), cls="num"),
+             H.Cell(H.fmt(float(r["lesion_concentration"]), 1), cls="num"), float(r["cue_pointing"]),
+             float(r["lesion_pointing"]), int(r["n_images"])] for _, r in m.iterrows()]
+    return "<details><summary>Every method on every dataset</summary>" + H.table(
+        ["method", "phantom", "p", "drop", "cue share", "lesion share", "cue ×uniform", "lesion ×uniform",
+         "cue pointing", "lesion pointing", "images"], rows) + "</details>"
 
 
 def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], written: dict[str, Path]) -> str | None:
@@ -266,79 +354,20 @@ def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], wr
         frame.to_csv(out / name, index=False)
         written[name] = out / name
     from bench.report.figures import method_colours
-    from bench.report.reference import BASELINES
 
     colours = {**method_colours(methods["method"]), **colours}
-    parts = [
-        "<p>Each phantom carries a cue outside the lesion (a corner <code>tag</code>, an <code>ink</code> "
-        "stroke, a <code>ruler</code>) drawn on the cue's class with probability <i>p</i> in training, "
-        "validation and the <b>correlated</b> test split, never on the other classes. In the "
-        "<b>decorrelated</b> test split every test image appears twice, without and with the cue, whatever "
-        "its class. The <b>drop</b> (correlated minus decorrelated accuracy) is how much the classifier relies "
-        "on the cue; <b>flips</b> is the share of image pairs whose prediction changes with the cue alone. "
-        f"A drop of at least {STRONG_DROP:g} counts as a strong shortcut.</p>",
-    ]
+    parts = [_intro_html()]
     for model in sorted(classifier["model"].unique()):
         if classifier["model"].nunique() > 1:
             parts.append(f"<h3>Model <code>{H.esc(model)}</code></h3>")
-        c = classifier[classifier["model"] == model]
-        rows = [[r["phantom"].removeprefix("synthetic-"), f"{r['cue']} on {r['cue_class']}", float(r["p"]),
-                 float(r["accuracy_correlated"]), float(r["accuracy_decorrelated"]),
-                 H.Cell(H.fmt(float(r["drop"])), cls="num best" if r["drop"] >= STRONG_DROP else "num"),
-                 float(r["flip_rate"]), f"{r['n_correlated']:.0f} / {r['n_decorrelated']:.0f}", int(r["runs"])]
-                for _, r in c.iterrows()]
-        parts.append("<h3>The classifier</h3><div class=\"side\">" + H.table(
-            ["phantom", "cue", "p", "accuracy, correlated", "accuracy, decorrelated", "drop", "flips",
-             "test images", "runs"], rows)
-            + figures.img(accuracy_figure(classifier, model), f"shortcuts_accuracy_{model}",
-                          "accuracy on both test splits and the drop against p") + "</div>")
+        parts.append(_classifier_html(classifier, model, figures))
         d = detection[detection["model"] == model] if not detection.empty else detection
-        parts.append(
-            "<h3>Shortcut detection</h3><p>Per method: <b>rho</b> = Spearman's rank correlation, over every "
-            "phantom and p of this run, between the method's cue share (share of its positive saliency on the "
-            "cue's mask) and the drop: does the map put more weight on the cue the more the classifier uses it? "
-            "<b>per phantom</b>: the mean of the same correlation within each phantom, across p only (the "
-            "explained images are the same for every p of a phantom, so only the classifier changes; a method "
-            "that ignores the model has none). On the datasets with a strong shortcut "
-            f"(drop &ge; {STRONG_DROP:g}): the shares, the <b>concentration</b> (share / the region's area: 1 for "
-            "a uniform map) and the pointing game (the map's maximum on the region) for the cue and the lesion. "
-            f"The map <i>shows</i> a region when it is at least {SHOWS_CONCENTRATION:g}&times; uniform there and "
-            f"{SHOWS_MARGIN:g}&times; as concentrated as on the other (<i>both</i>: both at least "
-            f"{SHOWS_CONCENTRATION:g}&times; without that margin). Showing the lesion while the classifier "
-            "relies on the cue is <b>misleading</b>; showing the cue <b>reveals the shortcut</b> if the cue share "
-            f"also tracks the drop (rho &ge; {DETECTS_RHO:g}), else the map shows the cue <i>regardless</i> of the "
-            "classifier.</p>")
+        parts.append(_detection_intro_html())
         if d is None or d.empty:
             parts.append(H.note("No method was scored against the cue's mask in this run."))
         else:
-            rows = []
-            for _, r in d.iterrows():
-                base = r["method"] in BASELINES
-                rank = H.fmt(float(r["rank"]), 0) if np.isfinite(r["rank"]) else "-"
-                rows.append([rank, H.Cell(r["method"] + (" (baseline)" if base else ""),
-                                          cls="method baseline" if base else "method"),
-                             float(r["rho"]), float(r["rho_per_phantom"]), float(r["cue_share_strong"]),
-                             float(r["lesion_share_strong"]),
-                             H.Cell(H.fmt(float(r["cue_concentration_strong"]), 1), cls="num"),
-                             H.Cell(H.fmt(float(r["lesion_concentration_strong"]), 1), cls="num"),
-                             float(r["cue_pointing_strong"]), float(r["lesion_pointing_strong"]),
-                             H.Cell(r["verdict"], cls=_verdict_cls(r["verdict"]))])
-            parts.append(H.table(["#", "method", "rho", "per phantom", "cue share", "lesion share",
-                                  "cue ×uniform", "lesion ×uniform", "cue pointing", "lesion pointing", "verdict"],
-                                 rows,
-                                 caption=f"Shares, concentration and pointing: means over the "
-                                         f"{int(d['strong_datasets'].max())} dataset(s) with a strong shortcut, "
-                                         f"of {int(d['datasets'].max())}."))
+            parts.append(_detection_table_html(d))
             parts.append(figures.img(share_figure(methods, model, colours), f"shortcuts_shares_{model}",
                                      "cue share and lesion share against p per method"))
-        m = methods[methods["model"] == model]
-        if not m.empty:
-            rows = [[r["method"], r["phantom"].removeprefix("synthetic-"), float(r["p"]), float(r["drop"]),
-                     float(r["cue_share"]), float(r["lesion_share"]),
-                     H.Cell(H.fmt(float(r["cue_concentration"]), 1), cls="num"),
-                     H.Cell(H.fmt(float(r["lesion_concentration"]), 1), cls="num"), float(r["cue_pointing"]),
-                     float(r["lesion_pointing"]), int(r["n_images"])] for _, r in m.iterrows()]
-            parts.append("<details><summary>Every method on every dataset</summary>" + H.table(
-                ["method", "phantom", "p", "drop", "cue share", "lesion share", "cue ×uniform", "lesion ×uniform",
-                 "cue pointing", "lesion pointing", "images"], rows) + "</details>")
+        parts.append(_all_methods_html(methods[methods["model"] == model]))
     return "".join(parts)

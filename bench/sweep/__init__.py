@@ -1,19 +1,15 @@
-"""Sweeps: suites -> a graph of train / explain / score jobs -> one tidy results table."""
+"""Sweeps: suites -> a graph of train / explain / score jobs -> one tidy results table.
 
-from bench.sweep.runner import RESULT_COLUMNS, run_suite
+Modules, in the order they import each other (each imports only those above it): :mod:`.cache` (the job
+store and keys), :mod:`.suite`, :mod:`.extensions` (hooks a suite adds to the generic jobs), :mod:`.tables`,
+:mod:`.errors`, :mod:`.scoring` (how a job calls the metrics), :mod:`.jobs` (plan and execute one job),
+:mod:`.driver` (the bookkeeping loop, local backend), :mod:`.ray_backend`, :mod:`.runner` (``run_suite``:
+plan, drive, assemble, report); :mod:`.shortcuts` is the shortcut suite's extension, registered here.
+"""
+
+from bench.results import RESULT_COLUMNS, load_results
+from bench.sweep import shortcuts  # noqa: F401  (registers the shortcut suite's extension)
+from bench.sweep.runner import run_suite
 from bench.sweep.suite import Suite, load_suite, suite_names
-
-
-def load_results(run_dir):
-    """The results table (``results.parquet``) of a finished or partial run folder."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    path = Path(run_dir) / "results.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a bench run folder? (bench run writes it)")
-    return pd.read_parquet(path)
-
 
 __all__ = ["RESULT_COLUMNS", "Suite", "load_results", "load_suite", "run_suite", "suite_names"]

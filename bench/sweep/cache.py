@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import bench
+from bench.version import VERSION
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder of the bench package
 
 STAGE_SOURCES = {
-    "train": ("train.py", "models", "data", "config.py"),
+    "train": ("train", "models", "data", "config.py"),
     "explain": ("attribution",),
     "score": ("metrics",),
     "sanity": ("metrics", "attribution"),
@@ -51,8 +53,8 @@ def code_version(stage: str) -> str:
     adding a sub-command should not make every cached result stale.
     """
     if stage not in _CODE_VERSIONS:
-        root = Path(bench.__file__).parent
-        h = hashlib.sha256(bench.__version__.encode())
+        root = PACKAGE_ROOT
+        h = hashlib.sha256(VERSION.encode())
         for part in STAGE_SOURCES[stage]:
             p = root / part
             files = sorted(p.rglob("*.py")) if p.is_dir() else [p]

@@ -26,10 +26,13 @@ import pandas as pd
 import torch
 
 from bench.config import RunConfig, from_dict, to_dict
+from bench.data.selection import pick_per_class
 from bench.device import set_threads
-from bench.sweep import shortcuts
+from bench.sweep import scoring
 from bench.sweep.cache import JobStore, code_version, digest, stable_json, write_json
+from bench.sweep.extensions import extensions
 from bench.sweep.suite import Suite
+from bench.sweep.tables import rows_frame
 
 
 def computed_by(metric: str) -> str:
@@ -163,7 +166,8 @@ def _run_train(job: Job, store: JobStore, out: Path) -> None:
     res = fit(cfg, data=data, fold=job.spec["fold"], out_dir=out, progress=False)
     np.savez(out / "eval.npz", test_ids=np.asarray(res.test_ids), test_labels=res.test_labels,
              test_probs=res.test_probs)
-    shortcuts.evaluate_decorrelated(res.model, data, out, batch_size=4 * cfg.train.batch_size)  # shortcut suite
+    for ext in extensions():
+        ext.after_train(out, cfg, res.model, data)
     write_json(out / "classification.json", res.metrics)
     write_json(out / "history.json", res.history)
 
@@ -178,20 +182,20 @@ def _train_outputs(job: Job, store: JobStore):
     return cfg, model, info, ev
 
 
-def select_images(data, index: dict[str, int], test_ids, probs, max_images: int) -> list[int]:
-    """Test images with a lesion mask, round-robin over classes in id order, at most ``max_images``."""
-    by_class: dict[int, list[int]] = {}
-    for tid in sorted(test_ids):
-        i = index[str(tid)]
-        if bool(data.has_mask[i]):
-            by_class.setdefault(int(data.labels[i]), []).append(i)
-    picked: list[int] = []
-    queues = [by_class[c] for c in sorted(by_class)]
-    while len(picked) < max_images and any(queues):
-        for q in queues:
-            if q and len(picked) < max_images:
-                picked.append(q.pop(0))
-    return picked
+def select_images(data, index: dict[str, int], test_ids, max_images: int) -> list[int]:
+    """Test images with a lesion mask, round-robin over classes in id order, at most ``max_images``
+    (indices into ``data``; ``index`` maps an image id to its index)."""
+    with_mask = [index[str(t)] for t in sorted(test_ids) if bool(data.has_mask[index[str(t)]])]
+    return pick_per_class(data.labels, with_mask, total=max_images)
+
+
+def _chosen_by_extension(cfg: RunConfig, data, index: dict[str, int], train_dir: Path, max_images: int):
+    """The first extension's own image selection for this explain job, or None."""
+    for ext in extensions():
+        chosen = ext.select_images(cfg, data, index, train_dir, max_images)
+        if chosen is not None:
+            return chosen
+    return None
 
 
 def _run_explain(job: Job, store: JobStore, out: Path) -> None:
@@ -200,11 +204,11 @@ def _run_explain(job: Job, store: JobStore, out: Path) -> None:
     cfg, model, _, ev = _train_outputs(job, store)
     data, index = dataset_for(cfg)
     sp = job.spec
-    chosen = shortcuts.explain_selection(cfg, data, index, _train_dir(job, store), sp["max_images"])
-    if chosen is not None:  # a phantom with a confounder: its cue-carrying decorrelated images
+    chosen = _chosen_by_extension(cfg, data, index, _train_dir(job, store), sp["max_images"])
+    if chosen is not None:  # e.g. the shortcut suite's cue-carrying decorrelated images
         picked, prob_of = chosen
     else:
-        picked = select_images(data, index, ev["test_ids"], ev["test_probs"], sp["max_images"])
+        picked = select_images(data, index, ev["test_ids"], sp["max_images"])
         prob_of = {str(t): p for t, p in zip(ev["test_ids"], ev["test_probs"])}
     device = next(model.parameters()).device
     h, w = data.images.shape[-2:]
@@ -243,8 +247,6 @@ def _is_stochastic(method: str) -> bool:
 
 
 def _run_score(job: Job, store: JobStore, out: Path) -> None:
-    from bench.sweep import scoring
-
     edir = store.path("explain", dict(job.deps)["explain"])
     meta = json.loads((edir / "images.json").read_text())
     maps = np.load(edir / "maps.npy")
@@ -256,30 +258,18 @@ def _run_score(job: Job, store: JobStore, out: Path) -> None:
     base = pd.DataFrame({"image_id": meta["ids"], "label": meta["labels"], "target": meta["targets"],
                          "correct": meta["correct"],
                          "excluded": [meta["errors"].get(i, "") for i in meta["ids"]]})
-    _rows_frame(base, rows).to_parquet(out / "rows.parquet", index=False)
+    rows_frame(base, rows).to_parquet(out / "rows.parquet", index=False)
     if curves is not None:
         curves.to_parquet(out / "curves.parquet", index=False)
-    shortcuts.write_cue_rows(out, job.spec["metric"], job.spec["metric_options"], maps, data, idx, base)
-
-
-def _rows_frame(base: pd.DataFrame, rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    frames = []
-    for metric, (values, degenerate) in rows.items():
-        f = base.copy()
-        f["metric"] = metric
-        f["value"] = np.where(f["excluded"] != "", np.nan, values).astype(np.float64)
-        f["degenerate"] = np.asarray(degenerate, dtype=bool) & (f["excluded"] == "")
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True)
+    for ext in extensions():
+        ext.after_score(out, job.spec["metric"], job.spec["metric_options"], maps, data, idx, base)
 
 
 def _run_sanity(job: Job, store: JobStore, out: Path) -> None:
-    from bench.sweep import scoring
-
     cfg, model, _, ev = _train_outputs(job, store)
     data, index = dataset_for(cfg)
     sp = job.spec
-    picked = select_images(data, index, ev["test_ids"], ev["test_probs"], sp["n_images"])
+    picked = select_images(data, index, ev["test_ids"], sp["n_images"])
     table = scoring.sanity(model, data.images[picked], [int(data.labels[i]) for i in picked], sp["method"],
                            layer=sp["layer"] or None, options=sp["options"], seed=sp["seed_explain"])
     table.to_parquet(out / "sanity.parquet", index=False)

@@ -24,18 +24,18 @@ results and building the report stay in the driver and reuse the local code.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 import time
 import traceback
-from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.sweep.cache import STAGE_SOURCES, JobStore, code_version
+from bench.sweep.driver import Outcome, Progress, drive
 from bench.sweep.jobs import Job, execute
 
 GPU_STAGES = ("train", "explain", "sanity")
@@ -139,11 +139,8 @@ def _tracker_class():
 def run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None,
              backend: RayBackend | None = None) -> dict[str, Any]:
     """Run the jobs of ``jobs`` not yet in ``store`` as Ray tasks; return the same stats as the local loop."""
-    from bench.sweep.runner import _log_error  # the local runner's record format
-
     ray = import_ray()
     backend = backend or RayBackend()
-    todo = [j for j in jobs if not store.done(j.stage, j.key)]
     owns = not ray.is_initialized()
     t_init = time.perf_counter()
     if owns:
@@ -160,11 +157,11 @@ def run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None,
         if url:
             print(f"bench: Ray dashboard at http://{url.removeprefix('http://')}", file=sys.stderr, flush=True)
         threads = _thread_plan(jobs, backend, info)
-        stats = _drive(ray, todo, store, out, progress, backend, info, threads, _log_error)
+        stats = drive(jobs, store, out, RayExecutor(ray, out, backend, info, threads), progress)
     finally:
         if owns:
             ray.shutdown()
-    stats.update(jobs=len(jobs), skipped_done=len(jobs) - len(todo))
+    stats.update(backend="ray", threads=sorted(set(threads.values())))
     stats["ray"] = {**info, "startup_seconds": startup, "dashboard": url or "",
                     "cpus_per_task": backend.cpus_per_task, "max_retries": backend.max_retries}
     return stats
@@ -197,99 +194,84 @@ def _thread_plan(jobs: list[Job], backend: RayBackend, info: dict) -> dict[str, 
     return plan
 
 
-def _counts(started: set[str], finished: set[str], pending: dict) -> str:
-    running = len(started - finished)
-    return f"{running} running, {max(len(pending) - running, 0)} queued"
+class RayExecutor:
+    """The driver's backend (:func:`bench.sweep.driver.drive`): every job a Ray task, submitted at once with its
+    upstream tasks as arguments, so Ray starts each as soon as its inputs are stored; outcomes in finishing order."""
 
+    def __init__(self, ray, out: Path, backend: RayBackend, info: dict, threads: dict[str, int]) -> None:
+        self.ray, self.out, self.backend, self.threads = ray, out, backend, threads
+        self.use_gpu = info["gpus"] > 0 if backend.gpus is None else bool(backend.gpus and info["gpus"] > 0)
+        self.started: set[str] = set()
+        self.finished: set[str] = set()
+        self.pending: dict[Any, Job] = {}
 
-def _drive(ray, todo, store, out, progress, backend, info, threads, log_error) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    def status(self) -> str:
+        """"N running, M queued" (running: started by a worker and not yet finished)."""
+        running = len(self.started - self.finished)
+        return f"{running} running, {max(len(self.pending) - running, 0)} queued"
 
-    use_gpu = info["gpus"] > 0 if backend.gpus is None else bool(backend.gpus and info["gpus"] > 0)
-    opts = {"num_cpus": backend.cpus_per_task, "max_retries": backend.max_retries}
-    cpu_task = ray.remote(**opts)(run_job)
-    gpu_task = ray.remote(num_gpus=1, **opts)(run_job) if use_gpu else cpu_task  # max_calls=1: a fresh process per GPU job
-    try:
-        tracker = ray.remote(num_cpus=0)(_tracker_class()).remote()
-    except Exception:  # noqa: BLE001 - progress only
-        tracker = None
-    versions = {s: code_version(s) for s in STAGE_SOURCES}
-    refs: dict[str, Any] = {}
-    pending: dict[Any, Job] = {}
-    for job in todo:  # plan order: every job after its dependencies
-        task = gpu_task if job.stage in GPU_STAGES else cpu_task
-        ups = [refs[k] for _, k in job.deps if k in refs]
-        ref = task.remote(job, str(out), threads[job.key], versions, tracker, *ups)
-        refs[job.key] = ref
-        pending[ref] = job
+    def _submit(self, todo: list[Job]) -> tuple[dict[str, Any], Any]:
+        ray, backend = self.ray, self.backend
+        opts = {"num_cpus": backend.cpus_per_task, "max_retries": backend.max_retries}
+        cpu_task = ray.remote(**opts)(run_job)
+        gpu_task = ray.remote(num_gpus=1, **opts)(run_job) if self.use_gpu else cpu_task
+        try:
+            tracker = ray.remote(num_cpus=0)(_tracker_class()).remote()
+        except Exception:  # noqa: BLE001 - progress only
+            tracker = None
+        versions = {s: code_version(s) for s in STAGE_SOURCES}
+        refs: dict[str, Any] = {}
+        for job in todo:  # plan order: every job after its dependencies
+            task = gpu_task if job.stage in GPU_STAGES else cpu_task
+            ups = [refs[k] for _, k in job.deps if k in refs]
+            ref = task.remote(job, str(self.out), self.threads[job.key], versions, tracker, *ups)
+            refs[job.key] = ref
+            self.pending[ref] = job
+        return refs, tracker
 
-    failed: set[str] = set()
-    seconds: Counter = Counter()
-    ran: Counter = Counter()
-    tty = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(todo), disable=not tty, unit="job", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    finished: set[str] = set()
-    started: set[str] = set()
-    last_poll = 0.0
-    n = 0
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            if tracker is not None and time.perf_counter() - last_poll > 1.0:
+    def _poll_started(self, tracker) -> None:
+        try:
+            self.started = self.ray.get(tracker.get.remote(), timeout=5)
+        except Exception:  # noqa: BLE001 - progress only
+            pass
+
+    def _outcome(self, ref, job: Job, refs: dict[str, Any], failed: set[str]) -> Outcome:
+        try:
+            res = self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the worker died max_retries + 1 times, or a dependency did
+            # a dependency that failed or never finished: this job did not run at all
+            dep = next((k for _, k in job.deps if k in failed or (k in refs and k not in self.finished)), "")
+            if dep:
+                return Outcome("skipped", blocked=dep)
+            return Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+        if res["status"] == "skipped":
+            return Outcome("skipped", blocked=res["blocked"])
+        if res["status"] == "failed":
+            return Outcome("failed", res.get("seconds", 0.0), res["error"], res.get("traceback", ""))
+        return Outcome("ok", res.get("seconds", 0.0))
+
+    def run(self, todo: list[Job], failed: set[str], progress: Progress) -> Iterator[tuple[Job, Outcome]]:
+        refs, tracker = self._submit(todo)
+        last_poll = 0.0
+        try:
+            while self.pending:
+                ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=1.0)
+                if tracker is not None and time.perf_counter() - last_poll > 1.0:
+                    self._poll_started(tracker)
+                    last_poll = time.perf_counter()
+                    if not ready:  # long jobs: keep the running / queued counts fresh between completions
+                        progress.waiting(self.status())
+                for ref in ready:
+                    job = self.pending.pop(ref)
+                    self.finished.add(job.key)
+                    yield job, self._outcome(ref, job, refs, failed)
+        except BaseException:
+            for ref in self.pending:  # Ctrl-C: stop this sweep's tasks (stored jobs stay stored)
                 try:
-                    started = ray.get(tracker.get.remote(), timeout=5)
-                except Exception:  # noqa: BLE001 - progress only
+                    self.ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - already finished or gone
                     pass
-                last_poll = time.perf_counter()
-                if not ready:  # long jobs: keep the running / queued counts fresh between completions
-                    bar.set_postfix_str(_counts(started, finished, pending))
-            for ref in ready:
-                job = pending.pop(ref)
-                n += 1
-                finished.add(job.key)
-                try:
-                    res = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the worker died max_retries + 1 times, or a dependency did
-                    # a dependency that failed or never finished: this job did not run at all
-                    dep = next((k for _, k in job.deps if k in failed or (k in refs and k not in finished)), "")
-                    res = ({"status": "skipped", "blocked": dep} if dep else
-                           {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": ""})
-                status = res["status"]
-                if status == "ok":
-                    ran[job.stage] += 1
-                    seconds[job.stage] += res["seconds"]
-                    if job.stage == "explain":  # images the method failed on: excluded, and logged (as locally)
-                        meta = json.loads((store.path(job.stage, job.key) / "images.json").read_text())
-                        for image_id, error in meta.get("errors", {}).items():
-                            log_error(out, job, error, image_id=image_id)
-                elif status == "skipped":
-                    failed.add(job.key)
-                    log_error(out, job, f"skipped: a job it depends on failed ({res['blocked']})")
-                elif status == "failed":
-                    failed.add(job.key)
-                    seconds[job.stage] += res.get("seconds", 0.0)
-                    log_error(out, job, res["error"], tb=res.get("traceback", ""))
-                    print(f"bench: job failed: {job.label}: {res['error']}", file=sys.stderr, flush=True)
-                bar.set_description(job.label[:60])
-                bar.set_postfix_str(_counts(started, finished, pending), refresh=False)
-                bar.update(1)
-                if not tty:
-                    elapsed = time.perf_counter() - t0
-                    eta = elapsed / n * (len(todo) - n)
-                    print(f"[{n}/{len(todo)}] {job.label} ({elapsed:.0f} s elapsed, ~{eta:.0f} s left; "
-                          f"{_counts(started, finished, pending)})", file=sys.stderr, flush=True)
-    except BaseException:
-        for ref in pending:  # Ctrl-C: stop this sweep's tasks (stored jobs stay stored)
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - already finished or gone
-                pass
-        raise
-    finally:
-        bar.close()
-    return {"ran": dict(ran), "failed": len(failed), "seconds_by_stage": dict(seconds), "backend": "ray",
-            "threads": sorted(set(threads.values()))}
+            raise
 
 
-__all__ = ["GPU_STAGES", "RayBackend", "RayNotInstalled", "import_ray", "run_job", "run_jobs"]
+__all__ = ["GPU_STAGES", "RayBackend", "RayExecutor", "RayNotInstalled", "import_ray", "run_job", "run_jobs"]

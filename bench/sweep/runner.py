@@ -13,25 +13,23 @@ import platform
 import subprocess
 import sys
 import time
-import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from bench.config import to_dict
+from bench.config import RunConfig, from_dict, to_dict
+from bench.data.selection import pick_per_class
+from bench.results import CLASSIFICATION_COLUMNS, IDENT, RESULT_COLUMNS, RESULT_TYPES
 from bench.sweep.cache import JobStore, code_version, digest, run_lock, write_atomic, write_json
-from bench.sweep.jobs import Job, execute, plan
+from bench.sweep.driver import LocalBackend, drive
+from bench.sweep.errors import rewrite_errors
+from bench.sweep.extensions import extensions
+from bench.sweep.jobs import Job, dataset_for, plan
 from bench.sweep.suite import Suite, load_suite
-
-RESULT_COLUMNS = ["run", "dataset", "model", "seed", "fold", "method", "metric", "image_id", "label", "target",
-                  "correct", "value", "degenerate", "excluded"]
-IDENT = ("dataset", "model", "seed", "fold")
-CLASSIFICATION_COLUMNS = ["run", *IDENT, "n_test", "accuracy", "sensitivity", "specificity", "auc", "f1", "average",
-                          "positive", "real", "paper_key"]
+from bench.sweep.tables import read_table, stack, write_parquet
 
 
 def default_out(suite: Suite) -> Path:
@@ -70,7 +68,7 @@ def run_suite(
         store.sweep_partials()
         jobs = plan(suite)
         if ray_backend is None:
-            stats = _run_jobs(jobs, store, out, progress)
+            stats = drive(jobs, store, out, LocalBackend(store), progress)
         else:
             from bench.sweep.ray_backend import run_jobs
 
@@ -153,52 +151,6 @@ def check_prepared(suite: Suite) -> None:
         )
 
 
-def _run_jobs(jobs: list[Job], store: JobStore, out: Path, progress: bool | None) -> dict[str, Any]:
-    todo = [j for j in jobs if not store.done(j.stage, j.key)]
-    failed: set[str] = set()
-    seconds: Counter = Counter()
-    ran: Counter = Counter()
-    tty = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(todo), disable=not tty, unit="job", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    for n, job in enumerate(todo, 1):
-        bar.set_description(job.label[:60])
-        blocked = [k for _, k in job.deps if k in failed]
-        if blocked:
-            failed.add(job.key)
-            _log_error(out, job, f"skipped: a job it depends on failed ({blocked[0]})")
-        else:
-            t = time.perf_counter()
-            try:
-                execute(job, store)
-                ran[job.stage] += 1
-            except KeyboardInterrupt:
-                bar.close()
-                raise
-            except Exception as exc:  # noqa: BLE001 - one failed job must not stop the sweep
-                failed.add(job.key)
-                _log_error(out, job, f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
-                print(f"bench: job failed: {job.label}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            seconds[job.stage] += time.perf_counter() - t
-        bar.update(1)
-        if not tty:
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / n * (len(todo) - n)
-            print(f"[{n}/{len(todo)}] {job.label} ({elapsed:.0f} s elapsed, ~{eta:.0f} s left)", file=sys.stderr, flush=True)
-    bar.close()
-    return {"jobs": len(jobs), "ran": dict(ran), "skipped_done": len(jobs) - len(todo), "failed": len(failed),
-            "seconds_by_stage": dict(seconds)}
-
-
-def _log_error(out: Path, job: Job, error: str, tb: str = "", image_id: str = "") -> None:
-    rec = {"stage": job.stage, "job": job.label, "key": job.key, "dataset": job.spec.get("dataset", ""),
-           "image_id": image_id, "error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if tb:
-        rec["traceback"] = tb
-    with open(out / "errors.jsonl", "a") as fh:
-        fh.write(json.dumps(rec) + "\n")
-
-
 def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.DataFrame:
     """Rebuild every results file from the stored job outputs (deterministic order: the plan's)."""
     rows, curves, sanity, classification = [], [], [], []
@@ -216,85 +168,29 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
                                    "real": not ident["dataset"].startswith("synthetic-"), "paper_key": key})
         elif job.stage == "score":
             tags = {**ident, "method": job.spec["method"]}
-            rows.append((_read_table(d / "rows.parquet"), {"run": suite.name, **tags}))
+            rows.append((read_table(d / "rows.parquet"), {"run": suite.name, **tags}))
             if (d / "curves.parquet").is_file():
-                curves.append((_read_table(d / "curves.parquet"), tags))
+                curves.append((read_table(d / "curves.parquet"), tags))
         elif job.stage == "sanity":
-            sanity.append((_read_table(d / "sanity.parquet"), {**ident, "method": job.spec["method"]}))
-    results = _stack(rows)
+            sanity.append((read_table(d / "sanity.parquet"), {**ident, "method": job.spec["method"]}))
+    results = stack(rows)
     results = results[RESULT_COLUMNS] if results is not None else pd.DataFrame(columns=RESULT_COLUMNS)
-    results = results.astype({"seed": "int64", "fold": "int64", "label": "int64", "target": "int64",
-                              "correct": bool, "value": "float64", "degenerate": bool})
-    _parquet(out / "results.parquet", results)
-    _parquet(out / "classification.parquet", pd.DataFrame(classification, columns=CLASSIFICATION_COLUMNS))
+    results = results.astype(RESULT_TYPES)
+    write_parquet(out / "results.parquet", results)
+    write_parquet(out / "classification.parquet", pd.DataFrame(classification, columns=CLASSIFICATION_COLUMNS))
     if curves:
-        _parquet(out / "curves.parquet", _stack(curves))
+        write_parquet(out / "curves.parquet", stack(curves))
     if sanity:
-        _parquet(out / "sanity.parquet", _stack(sanity))
+        write_parquet(out / "sanity.parquet", stack(sanity))
     _write_galleries(suite, jobs, store, out)
-    _rewrite_errors(jobs, store, out)
-    from bench.sweep.shortcuts import write_tables
-
-    write_tables(suite, jobs, store, out)  # shortcuts.parquet, confounder_results.parquet (shortcut suite)
+    rewrite_errors(jobs, store, out)
+    for ext in extensions():  # e.g. the shortcut suite's shortcuts.parquet and confounder_results.parquet
+        ext.write_tables(suite, jobs, store, out)
     return results
-
-
-def _read_table(path: Path):
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)
-
-
-def _stack(parts: list[tuple[Any, dict[str, Any]]]) -> pd.DataFrame | None:
-    """One frame from (Arrow table, {column: constant}) parts: the tables stacked, each part's constants
-    as columns repeated over its rows (one concatenation, not a column insert per part)."""
-    if not parts:
-        return None
-    import pyarrow as pa
-
-    tables = [t for t, _ in parts]
-    frame = pa.concat_tables(tables, promote_options="default").to_pandas()
-    lengths = [t.num_rows for t in tables]
-    for k in parts[0][1]:
-        frame[k] = pd.Series([tags[k] for _, tags in parts]).repeat(lengths).to_numpy()
-    return frame
-
-
-def _rewrite_errors(jobs: list[Job], store: JobStore, out: Path) -> None:
-    """Make ``errors.jsonl`` describe this plan only: jobs that are still failed (or skipped), once
-    each, and every image a stored explanation excluded (from its ``images.json``)."""
-    path = out / "errors.jsonl"
-    by_key = {j.key: j for j in jobs}
-    latest: dict[tuple[str, str], dict] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill
-                continue
-            job = by_key.get(rec.get("key", ""))
-            if job is not None and not rec.get("image_id") and not store.done(job.stage, job.key):
-                latest[(job.key, "")] = rec
-    for job in jobs:
-        if job.stage == "explain" and store.done(job.stage, job.key):
-            meta = json.loads((store.path(job.stage, job.key) / "images.json").read_text())
-            for image_id, error in meta.get("errors", {}).items():
-                latest[(job.key, image_id)] = {"stage": job.stage, "job": job.label, "key": job.key,
-                                               "dataset": job.spec["dataset"], "image_id": image_id, "error": error}
-    text = "".join(json.dumps(r) + "\n" for r in latest.values())
-    if text or path.exists():
-        write_atomic(path, lambda tmp: tmp.write_text(text))
-
-
-def _parquet(path: Path, frame: pd.DataFrame) -> None:
-    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _write_galleries(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> None:
     """Per dataset (first model, seed and fold): a few explained images per class with every method's map."""
-    from bench.config import RunConfig, from_dict
-    from bench.sweep.jobs import dataset_for
-
     per_dataset: dict[str, tuple[str, dict[str, Path]]] = {}
     for job in jobs:
         if job.stage != "explain" or not store.done("explain", job.key):
@@ -309,12 +205,7 @@ def _write_galleries(suite: Suite, jobs: list[Job], store: JobStore, out: Path) 
         cfg = from_dict(RunConfig, spec["config"], source=str(tdir))
         data, index = dataset_for(cfg)
         meta = json.loads((next(iter(dirs.values())) / "images.json").read_text())
-        chosen: list[int] = []
-        count: Counter = Counter()
-        for pos, lab in enumerate(meta["labels"]):
-            if count[lab] < suite.report.gallery_per_class:
-                chosen.append(pos)
-                count[lab] += 1
+        chosen = sorted(pick_per_class(meta["labels"], per_class=suite.report.gallery_per_class))  # in explain order
         idx = [index[meta["ids"][p]] for p in chosen]
         arrays = {"images": data.images[idx].numpy(), "masks": data.masks[idx].numpy(),
                   "labels": np.asarray([meta["labels"][p] for p in chosen]),

@@ -3,8 +3,9 @@
 A phantom with a confounder (a dataset key ``synthetic-<k>+<cue>[@<Class>]@<p>``, or ``data.confounder``)
 has two test splits (:func:`bench.data.phantoms.generate`): ``test``, where the cue follows the class
 as in training (the *correlated* split), and ``decorrelated``, where every test image appears twice,
-without and with the cue, whatever its class. The sweep then does three things more, all through the
-ordinary jobs, so caching, resume and the Ray backend work unchanged:
+without and with the cue, whatever its class. The sweep then does three things more, through the hooks
+of :class:`ShortcutExtension` (a :class:`bench.sweep.extensions.SweepExtension`, registered as ``shortcuts``)
+that the ordinary jobs call, so caching, resume and the Ray backend work unchanged:
 
 - the ``train`` job also predicts the decorrelated split (``decorrelated.npz`` beside ``eval.npz``);
 - the ``explain`` job explains the decorrelated images *of the cue's class that carry the cue* (the
@@ -13,7 +14,7 @@ ordinary jobs, so caching, resume and the Ray backend work unchanged:
 - each localisation ``score`` job also scores the maps against the cue's mask (``confounder_rows.parquet``,
   with each image's cue and lesion areas).
 
-:func:`write_tables` (called when the run folder is assembled) turns these into ``shortcuts.parquet``
+:meth:`ShortcutExtension.write_tables` (called when the run folder is assembled) turns these into ``shortcuts.parquet``
 (one row per dataset x model x seed x fold: the accuracy on both splits and the drop) and
 ``confounder_results.parquet`` (as ``results.parquet``, the values against the cue's mask, plus the
 columns ``cue_area`` and ``lesion_area``: each mask's share of the image's pixels).
@@ -31,6 +32,9 @@ import pandas as pd
 
 from bench.config import RunConfig, from_dict
 from bench.data.splits import DECORRELATED
+from bench.results import IDENT, RESULT_COLUMNS, RESULT_TYPES
+from bench.sweep.extensions import EXTENSIONS, SweepExtension
+from bench.sweep.tables import rows_frame, write_parquet
 
 DECORRELATED_FILE = "decorrelated.npz"  # in a train job's folder: ids, labels, probs of the decorrelated split
 CUE_ROWS = "confounder_rows.parquet"  # in a score job's folder: its metric against the cue's mask
@@ -117,12 +121,10 @@ def write_cue_rows(out: Path, metric: str, options: dict[str, Any], maps: np.nda
                    base: pd.DataFrame) -> None:
     """Score job: write ``confounder_rows.parquet`` (the score job's rows, against the cue's mask, plus
     ``cue_area`` and ``lesion_area``: each mask's share of the image's pixels) when :func:`cue_scores` applies."""
-    from bench.sweep.jobs import _rows_frame
-
     scores = cue_scores(metric, options, maps, data, idx)
     if scores is None:
         return
-    frame = _rows_frame(base, scores)
+    frame = rows_frame(base, scores)
     frame["cue_area"] = np.tile(data.confounder_masks[idx].flatten(1).float().mean(1).numpy(), len(scores))
     frame["lesion_area"] = np.tile(data.masks[idx].flatten(1).float().mean(1).numpy(), len(scores))
     frame.to_parquet(Path(out) / CUE_ROWS, index=False)
@@ -170,10 +172,7 @@ def shortcut_row(run: str, ident: dict[str, Any], cfg: RunConfig, train_dir: Pat
 def write_tables(suite, jobs, store, out: Path) -> None:
     """Write ``shortcuts.parquet`` and ``confounder_results.parquet`` from the stored job outputs (in plan
     order), or remove stale ones when this plan has no phantom with a confounder."""
-    from bench.sweep.runner import IDENT, RESULT_COLUMNS, _parquet
-
-    CUE_COLUMNS = [*RESULT_COLUMNS, "cue_area", "lesion_area"]
-
+    cue_columns = [*RESULT_COLUMNS, "cue_area", "lesion_area"]
     rows, cue_rows = [], []
     for job in jobs:
         if not store.done(job.stage, job.key):
@@ -190,14 +189,32 @@ def write_tables(suite, jobs, store, out: Path) -> None:
             for k, v in {"run": suite.name, **ident, "method": job.spec["method"]}.items():
                 f[k] = v
             cue_rows.append(f)
-    types = {"seed": "int64", "fold": "int64", "label": "int64", "target": "int64", "correct": bool,
-             "value": "float64", "degenerate": bool}
+
     def cue_table() -> pd.DataFrame:  # stored rows from before the area columns get NaN areas
-        return pd.concat(cue_rows, ignore_index=True).reindex(columns=CUE_COLUMNS).astype(types)
+        return pd.concat(cue_rows, ignore_index=True).reindex(columns=cue_columns).astype(RESULT_TYPES)
 
     for name, frames, make in ((SHORTCUTS, rows, lambda: pd.DataFrame(rows, columns=SHORTCUT_COLUMNS)),
                                (CONFOUNDER_RESULTS, cue_rows, cue_table)):
         if frames:
-            _parquet(out / name, make())
+            write_parquet(out / name, make())
         else:
             (out / name).unlink(missing_ok=True)
+
+
+class ShortcutExtension(SweepExtension):
+    """The shortcut suite's steps in the generic jobs; each acts only on a phantom with a confounder."""
+
+    def after_train(self, out: Path, cfg, model, data) -> None:
+        evaluate_decorrelated(model, data, out, batch_size=4 * cfg.train.batch_size)
+
+    def select_images(self, cfg, data, index, train_dir, max_images):
+        return explain_selection(cfg, data, index, train_dir, max_images)
+
+    def after_score(self, out, metric, options, maps, data, idx, base) -> None:
+        write_cue_rows(out, metric, options, maps, data, idx, base)
+
+    def write_tables(self, suite, jobs, store, out) -> None:
+        write_tables(suite, jobs, store, out)
+
+
+EXTENSIONS.register("shortcuts", ShortcutExtension())

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.attribution import explain
-from bench.attribution.cli import pick_per_class
+from bench.data.selection import pick_per_class
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -34,9 +34,15 @@ def test_gallery_figure_of_explained_maps(tmp_path, images):
 
 
 def test_pick_per_class_prefers_images_with_masks():
+    """As ``bench figure`` calls it: candidates mask-first within each class, ``per_class`` of each,
+    returned round-robin over the classes."""
     labels = np.array([0, 1, 0, 1, 1, 0])
     has_mask = np.array([False, False, False, True, True, False])
-    assert pick_per_class(labels, has_mask, 2) == [0, 2, 3, 4]
+    mask_first = np.argsort(~has_mask, kind="stable")
+    assert pick_per_class(labels, mask_first, per_class=2) == [0, 3, 2, 4]
+    assert pick_per_class(labels, mask_first, per_class=1) == [0, 3]
+    assert pick_per_class(labels, total=3) == [0, 1, 2]  # the gallery's rows: dataset order, round-robin
+    assert pick_per_class(labels, mask_first, per_class=0) == []
 
 
 # ------------------------------------------------------------------------------------------------

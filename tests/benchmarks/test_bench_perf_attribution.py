@@ -34,9 +34,9 @@ def test_grad_cam_full(timed, full_model, full_inputs, who):
 @pytest.mark.benchmark(group="score_cam quick 64px, 4 images, batch 256")
 @pytest.mark.parametrize("who", ["ours", "torchcam ScoreCAM", "pytorch-grad-cam ScoreCAM"])
 def test_score_cam_quick(timed, quick_model, quick_inputs, who):
-    from bench.perf.report import _quiet_pgc
+    from bench.perf.report import quiet_pgc
 
-    _quiet_pgc()
+    quiet_pgc()
     x, t = quick_inputs[0][:4], quick_inputs[1][:4]
     task = T.score_cam_task(quick_model, x, t, label="quick", batch_size=256)
     if who not in task.contenders:

@@ -31,7 +31,7 @@ def test_deletion_insertion_full(timed, full_model, full_inputs, who):
 
 @pytest.fixture(scope="module")
 def maps_224():
-    from bench.metrics._benchmark import make_maps
+    from bench.perf.metric_throughput import make_maps
 
     return make_maps(1000, 224)
 

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from bench.cli import main
-from bench.data import composite_control, load_dataset
-from bench.data.control import dilate_masks, make_composites
+from bench.data import load_dataset
 from bench.data.manifest import write_manifest
+from bench.train.control import composite_control, dilate_masks, make_composites
 
 
 def test_cli_datasets_lists_the_seven(root, capsys):

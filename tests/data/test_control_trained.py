@@ -3,9 +3,10 @@
 import pytest
 
 from bench.config import load_run_config
-from bench.data import composite_control, load_dataset
+from bench.data import load_dataset
 
 train = pytest.importorskip("bench.train")
+composite_control = train.composite_control
 
 
 @pytest.mark.slow

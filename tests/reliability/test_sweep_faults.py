@@ -53,7 +53,7 @@ class Faults:
         cfg = suite.run_config(BAD_DATASET, suite.models[0], suite.seeds[0])
         data, index = dataset_for(cfg)  # generates the phantom
         split = bench.train.resolve_split(data, cfg, 0)
-        picked = select_images(data, index, [data.ids[i] for i in split.test], None, suite.explain.max_images)
+        picked = select_images(data, index, [data.ids[i] for i in split.test], suite.explain.max_images)
         self.bad = picked[1]
         self.bad_id = data.ids[self.bad]
         self.bad_image = data.images[self.bad].flatten()

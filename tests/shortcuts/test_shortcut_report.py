@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bench.report.shortcuts import STRONG_DROP, _spearman, detection_table, tables
-from bench.sweep.runner import RESULT_COLUMNS
+from bench.results import RESULT_COLUMNS
 from bench.sweep.shortcuts import SHORTCUT_COLUMNS
 
 PHANTOMS = {"synthetic-lidc_idri": "tag", "synthetic-mpip": "ruler"}

@@ -102,7 +102,6 @@ def test_two_runs_on_one_folder_do_not_both_write(tmp_path):
 
 
 def test_code_version_follows_the_stage_sources_but_not_their_cli(tmp_path, monkeypatch):
-    import bench
     from bench.sweep import cache
 
     pkg = tmp_path / "pkg"
@@ -110,7 +109,7 @@ def test_code_version_follows_the_stage_sources_but_not_their_cli(tmp_path, monk
     (pkg / "__init__.py").write_text("")
     (pkg / "data" / "loader.py").write_text("A = 1\n")
     (pkg / "data" / "cli.py").write_text("B = 1\n")
-    monkeypatch.setattr(bench, "__file__", str(pkg / "__init__.py"))
+    monkeypatch.setattr(cache, "PACKAGE_ROOT", pkg)
     monkeypatch.setattr(cache, "STAGE_SOURCES", {"train": ("data",)})
 
     def version():

@@ -25,8 +25,13 @@ def test_training_is_bit_identical_for_one_seed(tiny_set):
 
 
 def test_fit_learns_and_reports_table2(tmp_path, tiny_set_factory):
+    from bench.report.classification import table2_row, write_classification_table
+
     tiny_set = tiny_set_factory(160)
     res = fit(_cfg(epochs=8, batch_size=16), data=tiny_set, out_dir=tmp_path)
+    assert res.checkpoint == tmp_path / "checkpoint.pt" and res.checkpoint.is_file()
+    row = table2_row(res.config.data.dataset, res.config.model.name, res.metrics)
+    write_classification_table([row], tmp_path / "classification")  # what `bench train` writes beside it
     assert res.metrics["accuracy"] >= 0.75
     assert set(res.metrics) >= {"accuracy", "sensitivity", "specificity", "auc", "f1"}
     assert res.metrics["positive"] == "lesion"
@@ -88,10 +93,10 @@ def test_early_stopping_waits_for_min_epochs(tiny_set):
 
 def test_cosine_schedule_anneals_the_rate_to_zero_over_all_epochs():
     from bench.config import TrainConfig
-    from bench.train import _lr_scheduler
+    from bench.train import lr_scheduler
 
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    sched = _lr_scheduler(opt, TrainConfig(epochs=4, lr_schedule="cosine"), steps_per_epoch=5)
+    sched = lr_scheduler(opt, TrainConfig(epochs=4, lr_schedule="cosine"), steps_per_epoch=5)
     rates = []
     for _ in range(20):
         opt.step()
@@ -100,7 +105,7 @@ def test_cosine_schedule_anneals_the_rate_to_zero_over_all_epochs():
     assert rates[9] == pytest.approx(0.5e-3)  # half-way: half the rate
     assert rates[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a >= b for a, b in zip(rates, rates[1:]))
-    assert _lr_scheduler(opt, TrainConfig(), steps_per_epoch=5) is None
+    assert lr_scheduler(opt, TrainConfig(), steps_per_epoch=5) is None
 
 
 def test_unknown_schedule_is_refused_before_training(tiny_set):

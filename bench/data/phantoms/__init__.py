@@ -79,6 +79,90 @@ def _with_cue(s: Sample, cue: str, rng: np.random.Generator, sid: str, row: dict
     return Sample(img, s.mask, s.info)
 
 
+def _labels_and_splits(
+    sizes: list[int], seed: int, *, n_classes: int, assign_splits: bool, test_fraction: float, val_fraction: float
+) -> tuple[np.ndarray, list[str]]:
+    """The class index of each image ``(n_images,)`` in a shuffled order (``sizes[c]`` images of class
+    ``c``), and each image's split.
+
+    Splits are "" (the trainer splits) unless ``assign_splits``: then stratified over the ``n_classes``
+    classes, the first ``round(n * test_fraction)`` of a class's shuffled images "test", the next
+    ``round(n * val_fraction)`` "val", the rest "train". Both shuffles draw from one generator seeded by
+    ``seed``.
+    """
+    order_rng = np.random.default_rng([seed & 0xFFFFFFFF, 7919])
+    labels = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
+    order_rng.shuffle(labels)
+    splits = [""] * len(labels)
+    if assign_splits:
+        for c in range(n_classes):
+            idx = np.flatnonzero(labels == c)
+            order_rng.shuffle(idx)
+            n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
+            for j, i in enumerate(idx):
+                splits[i] = "test" if j < n_test else "val" if j < n_test + n_val else "train"
+    return labels, splits
+
+
+def _write_image(
+    fn,
+    key: str,
+    j: int,
+    label: str,
+    split: str,
+    *,
+    seed: int,
+    cue: str,
+    p_cue: float,
+    out_dir: Path,
+    masks_out: Path,
+) -> list[dict]:
+    """Draw image ``j`` (class ``label``) of phantom ``key`` with its drawing function ``fn``, write it
+    (and its lesion mask) and return its manifest rows: its own, then, for a test image with a ``cue``,
+    its two decorrelated copies (``split`` is the image's split).
+
+    With a ``cue`` the image carries it with probability ``p_cue`` (a draw from the image's own
+    stream, after the image).
+    """
+    rng = image_rng(seed, key, j)
+    s = fn(rng, label)
+    sid = f"{key}-{j:05d}"
+    row = {"image": f"{sid}.png", "label": label, "mask": "", "group": sid, "split": split, "mask_source": ""}
+    base = s
+    if cue:
+        row["confounder"] = "0"
+        row["confounder_mask"] = ""
+        if rng.random() < p_cue:
+            s = _with_cue(s, cue, rng, sid, row, masks_out)
+    _save_png(s.image, out_dir / f"{sid}.png")
+    if s.mask is not None and s.mask.any():
+        _save_png(s.mask.astype(np.uint8) * 255, masks_out / f"{sid}.png")
+        row["mask"] = f"{sid}.png"
+        row["mask_source"] = "reference"
+    rows = [row]
+    if cue and split == "test":  # the decorrelated split: this image without and with the cue
+        for suffix in ("nocue", "cue"):
+            did = f"{sid}-{suffix}"
+            drow = {**row, "image": f"{did}.png", "split": DECORRELATED, "confounder": "0", "confounder_mask": ""}
+            d = _with_cue(base, cue, image_rng(seed, f"{key}/cue", j), did, drow, masks_out) if suffix == "cue" else base
+            _save_png(d.image, out_dir / f"{did}.png")
+            rows.append(drow)
+    return rows
+
+
+def _summary(classes: tuple[str, ...], sizes: list[int], rows: list[dict], cue_class: str) -> dict:
+    """:func:`generate`'s summary of the manifest ``rows`` written."""
+    return {
+        "counts": dict(zip(classes, sizes)),
+        "n_images": len(rows),
+        "n_masks": sum(1 for r in rows if r["mask"]),
+        "n_confounder": sum(1 for r in rows if r.get("confounder") == "1"),
+        "n_decorrelated": sum(1 for r in rows if r["split"] == DECORRELATED),
+        "confounder_class": cue_class,
+        "size": SIZE,
+    }
+
+
 def generate(
     key: str,
     classes: tuple[str, ...],
@@ -120,56 +204,18 @@ def generate(
     masks_out.mkdir(parents=True, exist_ok=True)
     if cue:
         (masks_out / "confounder").mkdir(exist_ok=True)
-    order_rng = np.random.default_rng([seed & 0xFFFFFFFF, 7919])
-    labels = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
-    order_rng.shuffle(labels)
-    splits = [""] * len(labels)
-    if cue:
-        for c in range(len(classes)):
-            idx = np.flatnonzero(labels == c)
-            order_rng.shuffle(idx)
-            n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
-            for j, i in enumerate(idx):
-                splits[i] = "test" if j < n_test else "val" if j < n_test + n_val else "train"
+    labels, splits = _labels_and_splits(sizes, seed, n_classes=len(classes), assign_splits=bool(cue),
+                                        test_fraction=test_fraction, val_fraction=val_fraction)
     rows = []
     for j, c in enumerate(labels):
         label = classes[c]
-        rng = image_rng(seed, key, j)
-        s = fn(rng, label)
-        sid = f"{key}-{j:05d}"
-        row = {"image": f"{sid}.png", "label": label, "mask": "", "group": sid, "split": splits[j],
-               "mask_source": ""}
-        base = s
-        if cue:
-            row["confounder"] = "0"
-            row["confounder_mask"] = ""
-            if rng.random() < (confounder_p if label == cue_class else 0.0):
-                s = _with_cue(s, cue, rng, sid, row, masks_out)
-        _save_png(s.image, out_dir / f"{sid}.png")
-        if s.mask is not None and s.mask.any():
-            _save_png(s.mask.astype(np.uint8) * 255, masks_out / f"{sid}.png")
-            row["mask"] = f"{sid}.png"
-            row["mask_source"] = "reference"
-        rows.append(row)
-        if cue and splits[j] == "test":  # the decorrelated split: this image without and with the cue
-            for suffix in ("nocue", "cue"):
-                did = f"{sid}-{suffix}"
-                drow = {**row, "image": f"{did}.png", "split": DECORRELATED, "confounder": "0", "confounder_mask": ""}
-                d = _with_cue(base, cue, image_rng(seed, f"{key}/cue", j), did, drow, masks_out) if suffix == "cue" else base
-                _save_png(d.image, out_dir / f"{did}.png")
-                rows.append(drow)
+        p_cue = confounder_p if label == cue_class else 0.0
+        rows += _write_image(fn, key, j, label, splits[j], seed=seed, cue=cue, p_cue=p_cue, out_dir=out_dir,
+                             masks_out=masks_out)
     from bench.data.manifest import write_manifest
 
     write_manifest(out_dir / "manifest.csv", rows)
-    return {
-        "counts": dict(zip(classes, sizes)),
-        "n_images": len(rows),
-        "n_masks": sum(1 for r in rows if r["mask"]),
-        "n_confounder": sum(1 for r in rows if r.get("confounder") == "1"),
-        "n_decorrelated": sum(1 for r in rows if r["split"] == DECORRELATED),
-        "confounder_class": cue_class,
-        "size": SIZE,
-    }
+    return _summary(classes, sizes, rows, cue_class)
 
 
 __all__ = ["PHANTOMS", "GENERATOR_VERSION", "CUES", "class_sizes", "draw", "generate", "parse_confounder"]

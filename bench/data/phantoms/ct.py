@@ -83,7 +83,7 @@ def finish_ct(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(8.0, 13.0)):
+def nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(8.0, 13.0)):
     """A nodule whose look is set by m in [0, 1] (0 = benign-looking, 1 = malignant-looking).
 
     Returns (alpha, value field). Position and core size are drawn independently of ``m``;
@@ -118,7 +118,7 @@ def lidc_idri(rng: np.random.Generator, label: str) -> Sample:
     bg, les, fin = streams(rng)
     img, lung, geo = chest_ct(bg)
     m = les.uniform(0.0, 0.55) if label == "Benign" else les.uniform(0.45, 1.0)
-    alpha, value, (cy, cx, r0) = _nodule(les, lung, m)
+    alpha, value, (cy, cx, r0) = nodule(les, lung, m)
     img = paint(img, alpha, value)
     img = finish_ct(img, fin)
     return Sample(to_uint8(img), alpha > 0, {"m": m, "r0": r0})

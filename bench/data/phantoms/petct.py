@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.data.phantoms.common import Sample, gauss_spots, grid, paint, smooth_field, streams, to_uint8
-from bench.data.phantoms.ct import _nodule, chest_ct, finish_ct
+from bench.data.phantoms.ct import chest_ct, finish_ct, nodule
 
 
 def hot(x: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ def pet_ct(rng: np.random.Generator, label: str) -> Sample:
     pet = pet * bg.uniform(0.85, 1.15)
     # the nodule: CT look from one distribution for both classes, uptake by class
     m = les.uniform(0.0, 0.8)
-    alpha, value, (cy, cx, r0) = _nodule(les, lung, m, r_range=(8.0, 13.0))
+    alpha, value, (cy, cx, r0) = nodule(les, lung, m, r_range=(8.0, 13.0))
     u = les.uniform(0.05, 0.55) if label == "Benign" else les.uniform(0.45, 1.0)
     dist = np.hypot(yy - cy, xx - cx)
     peak = u * (0.65 + 0.35 * np.exp(-0.5 * (dist / max(r0 * 0.6, 1)) ** 2))

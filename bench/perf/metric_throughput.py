@@ -1,6 +1,6 @@
 """Throughput of the localisation metrics (not a test; speed is measured, never asserted).
 
-    .venv/bin/python -m bench.metrics._benchmark [--n 10000] [--size 224] [--quantus 200]
+    .venv/bin/python -m bench.perf.metric_throughput [--n 10000] [--size 224] [--quantus 200]
 
 Builds Grad-CAM-like maps (a random 7 x 7 map, ReLU, bilinearly upsampled: many exact zeros, so
 plenty of ties) and elliptical lesion masks of 1-30 % of the image, then times each metric on all of

@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.device import resolve_device
+from bench.models.predict import predict_proba
+
+PAIRINGS = ("random", "nearest")
 
 
 def dilate_masks(masks: torch.Tensor, pixels: int) -> torch.Tensor:
@@ -34,21 +37,13 @@ def make_composites(imageset, a_idx, b_idx, *, dilate: int = 2) -> tuple[torch.T
     return comp, region
 
 
-def _nearest(imageset, a: int, candidates: np.ndarray) -> int:
+def nearest_donor(imageset, a: int, candidates: np.ndarray) -> int:
     """The candidate closest to image ``a`` outside the union of both masks (mean squared difference)."""
     cand = torch.as_tensor(candidates, dtype=torch.long)
     outside = ~(imageset.masks[cand] | imageset.masks[a])  # (C, H, W)
     d2 = ((imageset.images[cand] - imageset.images[a]) ** 2).sum(1)  # (C, H, W)
     score = (d2 * outside).flatten(1).sum(1) / outside.flatten(1).sum(1).clamp(min=1)
     return int(cand[int(score.argmin())])
-
-
-@torch.no_grad()
-def _predict(model, images: torch.Tensor, device, batch_size: int) -> torch.Tensor:
-    out = []
-    for i in range(0, len(images), batch_size):
-        out.append(model(images[i:i + batch_size].to(device)).argmax(1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
 def composite_control(
@@ -83,16 +78,28 @@ def composite_control(
         raise ValueError("composite_control needs images of at least two classes")
     if not bool(imageset.has_mask.any()):
         raise ValueError("composite_control needs lesion masks; this image set has none")
-    if device is None:
-        p = next(model.parameters(), None)
-        dev = p.device if p is not None else torch.device("cpu")
-    else:
-        dev = resolve_device(str(device)) if not isinstance(device, torch.device) else device
-    if pairing not in ("random", "nearest"):
+    dev = _model_device(model, device)
+    if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be 'random' or 'nearest', got {pairing!r}")
     model.eval()
+    a_idx, b_idx = draw_pairs(imageset, classes, n_pairs=n_pairs, seed=seed, pairing=pairing)
+    comp, _ = make_composites(imageset, a_idx, b_idx, dilate=dilate)
+    pred = _predict(model, comp, dev, batch_size)
+    src = sorted(set(a_idx) | set(b_idx))
+    src_pred = dict(zip(src, _predict(model, imageset.images[src], dev, batch_size).tolist()))
+    summary = _summary(labels, classes, list(imageset.class_names), a_idx, b_idx, pred, src_pred)
+    return {**summary, "dilate": dilate, "seed": seed, "pairing": pairing}
+
+
+def draw_pairs(imageset, classes: list[int], *, n_pairs: int, seed: int, pairing: str) -> tuple[list[int], list[int]]:
+    """Up to ``n_pairs`` (lesion donor, background donor) index pairs of different classes, at least
+    one of the two with a mask (see :func:`composite_control`); at most ``50 * n_pairs`` draws.
+
+    Raises:
+        ValueError: no pair of images of different classes has a lesion mask.
+    """
     rng = np.random.default_rng(seed)
-    by_class = {c: np.flatnonzero(labels.numpy() == c) for c in classes}
+    by_class = {c: np.flatnonzero(imageset.labels.numpy() == c) for c in classes}
     has = imageset.has_mask.numpy()
     a_idx, b_idx = [], []
     tries = 0
@@ -103,7 +110,7 @@ def composite_control(
         cb = others[rng.integers(len(others))]
         a = rng.choice(by_class[ca])
         if pairing == "nearest":
-            b = _nearest(imageset, int(a), by_class[cb])
+            b = nearest_donor(imageset, int(a), by_class[cb])
         else:
             b = rng.choice(by_class[cb])
         if not (has[a] or has[b]):
@@ -112,14 +119,29 @@ def composite_control(
         b_idx.append(int(b))
     if not a_idx:
         raise ValueError("no pair of images of different classes has a lesion mask")
-    comp, _ = make_composites(imageset, a_idx, b_idx, dilate=dilate)
-    pred = _predict(model, comp, dev, batch_size)
-    src = sorted(set(a_idx) | set(b_idx))
-    src_pred = dict(zip(src, _predict(model, imageset.images[src], dev, batch_size).tolist()))
+    return a_idx, b_idx
+
+
+def _model_device(model, device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch device; None = the device of the model's parameters (CPU if it has none)."""
+    if device is None:
+        p = next(model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+    return resolve_device(str(device)) if not isinstance(device, torch.device) else device
+
+
+def _predict(model, images: torch.Tensor, device, batch_size: int) -> torch.Tensor:
+    """The predicted class (N,) int64 of each image."""
+    return torch.from_numpy(predict_proba(model, images, batch_size=batch_size, device=device).argmax(1))
+
+
+def _summary(labels: torch.Tensor, classes: list[int], names: list[str], a_idx: list[int], b_idx: list[int],
+             pred: torch.Tensor, src_pred: dict[int, int]) -> dict:
+    """The fractions of composites that follow the lesion, the background or neither (overall, given
+    both sources are classified correctly, and per lesion class), and the source accuracy."""
     la, lb = labels[a_idx], labels[b_idx]
     fl, fb = (pred == la).numpy(), (pred == lb).numpy()
     ok = np.array([src_pred[a] == int(labels[a]) and src_pred[b] == int(labels[b]) for a, b in zip(a_idx, b_idx)])
-    names = list(imageset.class_names)
 
     def frac(x, sel=None):
         x = x if sel is None else x[sel]
@@ -138,9 +160,9 @@ def composite_control(
         "follows_lesion_given_correct": frac(fl, ok),
         "follows_background_given_correct": frac(fb, ok),
         "other_given_correct": frac(~fl & ~fb, ok),
-        "source_accuracy": float(np.mean([src_pred[i] == int(labels[i]) for i in src])),
+        "source_accuracy": float(np.mean([src_pred[i] == int(labels[i]) for i in sorted(src_pred)])),
         "by_lesion_class": per,
-        "dilate": dilate,
-        "seed": seed,
-        "pairing": pairing,
     }
+
+
+__all__ = ["PAIRINGS", "composite_control", "dilate_masks", "draw_pairs", "make_composites", "nearest_donor"]

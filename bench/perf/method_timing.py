@@ -2,7 +2,7 @@
 
 The floor is one forward plus one backward pass of the model to the input (eval mode, gradient of
 the summed target logits with respect to the images) — what any gradient method must at least pay.
-Run ``python -m bench.attribution.timing`` for the quick FF-VGG19 (width 0.25, head 512, 64 px,
+Run ``python -m bench.perf.method_timing`` for the quick FF-VGG19 (width 0.25, head 512, 64 px,
 batch 32, untrained: the cost does not depend on the weights).
 """
 
@@ -63,13 +63,10 @@ def time_methods(
     """
     from bench.attribution import available_methods, explain
     from bench.device import resolve_device
-    from bench.models import create_model
 
     dev = resolve_device(device)
-    g = torch.Generator().manual_seed(seed)
-    model = create_model("ff_vgg19", 2, width=width, head_units=head_units).to(dev).eval()
-    images = torch.rand((batch, 3, size, size), generator=g).to(dev)
-    targets = torch.randint(0, 2, (batch,), generator=g).to(dev)
+    model, images, targets = _random_setup(dev, batch=batch, size=size, width=width, head_units=head_units,
+                                           seed=seed)
     names = list(methods) if methods is not None else available_methods()
     options = options or {}
 
@@ -90,15 +87,8 @@ def time_methods(
     for name in names:
         opts = options.get(name, {})
         call = lambda: explain(model, images, targets, name, **opts)  # noqa: E731
-        t0 = time.perf_counter()
-        call()  # warm-up, also decides how often to repeat
-        first = time.perf_counter() - t0
-        n = slow_repeats if first > slow_seconds else repeats
-        # alternate floor and method so that load from other processes hits both alike
-        pair_floor, pair_method = [], []
-        for _ in range(n):
-            pair_floor.append(_clock(forward_backward, dev, 1, warmup=False))
-            pair_method.append(_clock(call, dev, 1, warmup=False))
+        pair_method, pair_floor = _beside_floor(call, forward_backward, dev, repeats=repeats,
+                                                slow_repeats=slow_repeats, slow_seconds=slow_seconds)
         floors += pair_floor
         per_method[name] = statistics.median(pair_method)
         ratios[name] = per_method[name] / statistics.median(pair_floor)
@@ -121,6 +111,37 @@ def time_methods(
         "ratio_to_forward_backward": ratios,
         "grad_cam_ratio": ratios.get("grad_cam"),
     }
+
+
+def _random_setup(
+    dev: torch.device, *, batch: int, size: int, width: float, head_units: int, seed: int
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """An untrained FF-VGG19 (eval mode) and ``batch`` random images and binary targets from ``seed``."""
+    from bench.models import create_model
+
+    g = torch.Generator().manual_seed(seed)
+    model = create_model("ff_vgg19", 2, width=width, head_units=head_units).to(dev).eval()
+    images = torch.rand((batch, 3, size, size), generator=g).to(dev)
+    targets = torch.randint(0, 2, (batch,), generator=g).to(dev)
+    return model, images, targets
+
+
+def _beside_floor(
+    call: Callable[[], Any], floor: Callable[[], Any], device: torch.device, *, repeats: int, slow_repeats: int,
+    slow_seconds: float,
+) -> tuple[list[float], list[float]]:
+    """Seconds of ``call`` and of ``floor``, timed alternately (so that load from other processes hits
+    both alike): ``repeats`` pairs, or ``slow_repeats`` where the untimed warm-up call of ``call`` took
+    over ``slow_seconds``. Returns (call's times, floor's times)."""
+    t0 = time.perf_counter()
+    call()  # warm-up, also decides how often to repeat
+    first = time.perf_counter() - t0
+    n = slow_repeats if first > slow_seconds else repeats
+    pair_floor, pair_method = [], []
+    for _ in range(n):
+        pair_floor.append(_clock(floor, device, 1, warmup=False))
+        pair_method.append(_clock(call, device, 1, warmup=False))
+    return pair_method, pair_floor
 
 
 def main(argv: list[str] | None = None) -> int:
