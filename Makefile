@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test bench perf clean venv
+.PHONY: test bench perf gpu-check clean venv
 
 venv: $(STAMP)
 
@@ -26,6 +26,12 @@ perf: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,compare]'
 	$(PY) -m pytest tests/benchmarks --benchmark-enable -p no:randomly
 	$(PY) -m bench.perf.report
+
+# On a machine with a CUDA GPU (torch from the CUDA wheel index of your torch version, via TORCH_SPEC): the
+# `cuda` tests, then a short paper-preset run, into reports/gpu-check.md (under 8 min). Without a GPU it
+# says so and fails.
+gpu-check: $(STAMP)
+	CUBLAS_WORKSPACE_CONFIG=:4096:8 $(PY) -m bench.perf.gpu_check --out reports/gpu-check.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

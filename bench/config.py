@@ -68,6 +68,11 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default
     max_steps: int = 0  # stop after this many optimiser steps in total; 0 = no limit
+    # mixed precision on CUDA: "off" | "bf16" | "fp16" (fp16 with a GradScaler); the CPU refuses all but "off"
+    autocast: str = "off"
+    # CUDA: deterministic cuDNN/cuBLAS (bench.device.set_deterministic), so one seed repeats bit for bit on one
+    # GPU; false lets cuDNN pick the fastest kernels. The CPU is deterministic either way.
+    deterministic: bool = True
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ oneDNN's convolutions then skip a layout conversion per layer (measured 1.2-1.5x
 backward passes of FF-VGG19 on a 2-core CPU), and eval-mode BatchNorms that follow a conv are folded
 into it for the duration of the call (:func:`bench.models.fast.fast_model`, which also holds the conv
 weights channels-last); values change only by float rounding.
+
+Under ``torch.autocast`` (README, "Running on a GPU") the passes run in bfloat16/float16, and the
+activations and gradients are widened to float32 before the maps are built from them (Grad-CAM++'s g^3
+underflows in float16; the weighted channel sum is taken in float32, not as an autocast matmul).
 """
 
 from __future__ import annotations
@@ -54,7 +58,15 @@ def _one_pass(options: dict, channels: int) -> dict:
 
 def _weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     """``weights`` (B, K) and ``acts`` (B, K, h, w) -> ``sum_k weights_k acts_k`` (B, h, w)."""
+    if acts.device.type in ("cuda", "cpu") and torch.is_autocast_enabled(acts.device.type):
+        # autocast would run the einsum as a half-precision matmul: sum in the inputs' float32 instead
+        return (weights[:, :, None, None] * acts).sum(dim=1)
     return torch.einsum("bk,bkhw->bhw", weights, acts)
+
+
+def _f32(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors widened to float32 if narrower (under autocast); float32 and float64 unchanged."""
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -73,6 +85,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, l
     """Grad-CAM (Selvaraju et al. 2017) on ``layer``: (B, h, w) before ReLU."""
     with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
+    a, g = _f32(a, g)
     return grad_cam_map(a, g)
 
 
@@ -83,6 +96,7 @@ def grad_cam_pp(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *
     0 where the denominator is 0; channel weight = sum_ij alpha_ij relu(g_ij)."""
     with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
+    a, g = _f32(a, g)
     g2 = g * g
     alpha = _safe_div(g2, 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g)
     weights = (alpha * F.relu(g)).sum(dim=(2, 3))
@@ -95,6 +109,7 @@ def xgrad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
     whose activations sum to 0)."""
     with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
+    a, g = _f32(a, g)
     weights = _safe_div((a * g).sum(dim=(2, 3)), a.sum(dim=(2, 3)))
     return _weighted_sum(weights, a)
 
@@ -104,6 +119,7 @@ def layer_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
     """LayerCAM (Jiang et al. 2021): sum_k relu(g_k) * A_k, element-wise weights."""
     with fast_model(model):
         _, (a,), (g,) = activations_and_grads(model, _fast_layout(images), targets, [layer])
+    a, g = _f32(a, g)
     return (F.relu(g) * a).sum(dim=1)
 
 
@@ -125,7 +141,7 @@ def fused_grad_cam(
     taps = tuple(getattr(model, "taps", ()) or ()) or (layer,)
     with fast_model(model):
         _, acts, grads = activations_and_grads(model, _fast_layout(images), targets, list(taps))
-    return [grad_cam_map(a, g) for a, g in zip(acts, grads)]
+    return [grad_cam_map(*_f32(a, g)) for a, g in zip(acts, grads)]
 
 
 def _score_cam_cost(options: dict, channels: int) -> dict:
@@ -164,6 +180,7 @@ def _score_cam(
 ) -> torch.Tensor:
     h, w = x.shape[-2:]
     _, a = activations(model, x, layer)
+    (a,) = _f32(a)
     flat = a.flatten(2)
     lo, hi = flat.amin(dim=2), flat.amax(dim=2)  # (B, K)
     bi, ki = torch.nonzero(hi > lo, as_tuple=True)  # the (image, channel) pairs with a defined mask
@@ -202,6 +219,7 @@ def eigen_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, 
     positively with the channel sum of the activations. Class-agnostic: ``targets`` are not used."""
     with fast_model(model):
         _, a = activations(model, _fast_layout(images), layer)
+    (a,) = _f32(a)
     b, k, h, w = a.shape
     m = a.flatten(2).transpose(1, 2).double()  # (B, hw, K); float64 for a stable SVD
     _, _, vh = torch.linalg.svd(m, full_matrices=False)

@@ -14,6 +14,11 @@ The model is the quick FF-VGG19 trained on one phantom (``synthetic-pet_ct`` by 
 suite's configuration for 2 epochs (the training stage's full time is estimated from them);
 the same weights are used at every image size (FF-VGG19 pools globally, so it
 runs at any size >= 32 px; the cost of a pass does not depend on the weights).
+
+Devices: everything runs on the trained model's device (``train.device`` of the suite); inputs are
+moved there, maps come back with ``.cpu()``, and on CUDA every timed span ends with a synchronisation
+(kernels run asynchronously). ``tests/perf/test_device_placement.py`` runs this module on an emulated
+accelerator, so a tensor left on the wrong device fails there without a GPU.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs kernels asynchronously); a no-op elsewhere."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def slope(xs, ys) -> float:
@@ -43,7 +54,7 @@ class Stages:
     (for fewer epochs: :meth:`train_seconds` estimates the full training's time from 1 and 2 epochs)."""
 
     def __init__(self, suite, dataset: str, root: str, log: Callable[[str], None] = print) -> None:
-        from bench.sweep.jobs import dataset_for, select_images
+        from bench.sweep.loading import dataset_for, select_images
         from bench.train import ensure_prepared
 
         self.suite = suite
@@ -57,6 +68,7 @@ class Stages:
         self.epochs = self.cfg.train.epochs
         self.train_s, res = self.train_seconds(self.data.images.shape[-1], keep=True)
         self.model = res.model.eval()
+        self.device = next(self.model.parameters()).device
         self.train_result = res
         n_train = len(res.split.train)
         self.steps_per_epoch = math.ceil(n_train / self.cfg.train.batch_size)
@@ -71,14 +83,15 @@ class Stages:
     # ---------------------------------------------------------------------------------------------
 
     def inputs(self, n: int, size: int) -> tuple[torch.Tensor, np.ndarray, list[int]]:
-        """N test images (cycled if the test split is smaller), their masks and targets, at ``size`` px."""
+        """N test images (cycled if the test split is smaller) on the model's device, their masks (numpy)
+        and targets, at ``size`` px."""
         idx = [self.test[i % len(self.test)] for i in range(n)]
         x = self.data.images[idx]
         m = self.data.masks[idx]
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             m = F.interpolate(m[:, None].float(), size=(size, size), mode="nearest")[:, 0] > 0.5
-        return x, m.numpy(), [int(self.data.labels[i]) for i in idx]
+        return x.to(self.device), m.numpy(), [int(self.data.labels[i]) for i in idx]
 
     def explain_and_score(self, n: int, size: int, methods=None) -> dict[str, dict[str, float]]:
         """Seconds per method: ``{method: {"explain": s, "score": s}}`` on N images at ``size``."""
@@ -87,7 +100,7 @@ class Stages:
 
         ex, sc = self.suite.explain, self.suite.score
         x, masks, targets = self.inputs(n, size)
-        tg = torch.as_tensor(targets)
+        tg = torch.as_tensor(targets, device=self.device)
         out: dict[str, dict[str, float]] = {}
         for method in self.methods if methods is None else methods:
             opts = dict(ex.options.get(method, {}))
@@ -96,15 +109,16 @@ class Stages:
             t0 = time.perf_counter()
             parts = [explain(self.model, x[s : s + ex.batch_size], tg[s : s + ex.batch_size], method,
                              layer=ex.layer or None, **opts) for s in range(0, n, ex.batch_size)]
+            maps = torch.cat(parts).cpu().numpy()  # waits for the device: explain's time includes the copy
             t_explain = time.perf_counter() - t0
-            maps = torch.cat(parts).numpy()
             t0 = time.perf_counter()
             for metric in localisation_metrics():
                 options = {"pointing_game": {"tolerance": sc.pointing_tolerance},
                            "iou": {"threshold": sc.iou_threshold}}.get(metric, {})
                 METRICS.get(metric)(maps, masks, return_degenerate=True, **options)
-            deletion_insertion(self.model, x, torch.from_numpy(maps), tg, steps=sc.deletion_steps,
+            deletion_insertion(self.model, x, torch.from_numpy(maps).to(self.device), tg, steps=sc.deletion_steps,
                                batch_size=sc.deletion_batch_size)
+            synchronize(self.device)
             out[method] = {"explain": t_explain, "score": time.perf_counter() - t0}
         return out
 
@@ -119,7 +133,15 @@ class Stages:
         for method in self.suite.score.sanity_methods if methods is None else methods:
             scoring.sanity(self.model, x, targets, method, layer=self.suite.explain.layer or None,
                            options=dict(self.suite.explain.options.get(method, {})), seed=self.suite.explain.seed)
+        synchronize(self.device)
         return time.perf_counter() - t0
+
+    def cam_channels(self, size: int) -> int:
+        """Channels of the model's default CAM layer (Score-CAM's forward passes per image, less one)."""
+        from bench.attribution.base import activations
+
+        _, a = activations(self.model, self.inputs(1, size)[0], self.model.default_cam_layer)
+        return int(a.shape[1])
 
     def train_seconds(self, size: int, keep: bool = False):
         """Estimated seconds of the suite's training at ``size`` px: ``fit`` for 2 epochs (same data, at
@@ -220,10 +242,7 @@ def measure(
     res["by_size"] = {str(k): v for k, v in by_size.items()}
     res["train_s_first"], res["train_s"] = res["train_s"], by_size[base_size]["train_s"]
     res["n_at_size"] = n_at_size
-    from bench.attribution.base import activations
-
-    _, a = activations(st.model, st.inputs(1, base_size)[0], st.model.default_cam_layer)
-    res["cam_channels"] = int(a.shape[1])
+    res["cam_channels"] = st.cam_channels(base_size)
     res["method_options"] = {m: dict(suite.explain.options.get(m, {})) for m in st.methods}
     res["method_counts"] = sorted({m for m in method_counts if m < len(st.methods)} | {len(st.methods)})
     return res, st

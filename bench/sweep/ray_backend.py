@@ -8,8 +8,10 @@ passed as ``ObjectRef`` arguments, so Ray starts it as soon as its inputs are st
 node has the resources it asks for; jobs whose inputs are ready run in parallel. Assembling the
 results and building the report stay in the driver and reuse the local code.
 
-- Resources: ``cpus_per_task`` CPUs per task (default 1); train, explain and sanity jobs also ask
-  for one GPU when the cluster has any.
+- Resources: ``cpus_per_task`` CPUs per task (default 1); train, explain and sanity jobs, and the
+  deletion/insertion score jobs (``2 x steps + 1`` forward passes per image), also ask for one GPU when
+  the cluster has any (:func:`wants_gpu`), so they run where a local run on that machine runs them;
+  the localisation score jobs (maps against masks, no model) stay on CPUs.
 - Threads: Ray sets ``OMP_NUM_THREADS`` to a task's CPU count (1 by default), and torch's CPU
   results change at the bit level with the thread count. Each task therefore sets torch's threads
   to what a local run would use (``train.threads`` of the suite, else torch's default in the driver)
@@ -34,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.sweep.cache import STAGE_SOURCES, JobStore, code_version
+from bench.sweep.cache import JobStore
 from bench.sweep.driver import Outcome, Progress, drive
 from bench.sweep.jobs import Job, execute
+from bench.sweep.sources import STAGE_ENTRIES, code_version
 
 GPU_STAGES = ("train", "explain", "sanity")
 INSTALL_HINT = "pip install -e .[ray]  (or: pip install 'ray[default]>=2.9')"
@@ -64,7 +67,7 @@ class RayBackend:
         address: a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); ``None``
             joins the cluster ``RAY_ADDRESS`` names if it is set, else starts a new local Ray instance.
         cpus_per_task: CPUs each job asks for.
-        gpus: ``None`` = one GPU for train/explain/sanity jobs when the cluster has GPUs; ``False`` = never.
+        gpus: ``None`` = one GPU for the jobs :func:`wants_gpu` names when the cluster has GPUs; ``False`` = never.
         max_retries: how often Ray re-runs a job whose worker process died.
         threads: torch CPU threads in each task; ``None`` = as described in the module docstring.
         init: extra keyword arguments for ``ray.init`` (e.g. ``{"num_cpus": 2}``).
@@ -76,6 +79,21 @@ class RayBackend:
     max_retries: int = 3
     threads: int | None = None
     init: dict = field(default_factory=dict)
+
+
+def model_metrics() -> set[str]:
+    """The score jobs' metric names (``computed_by``: ``deletion_insertion``) of the registered metrics that
+    run the model (``needs_model``)."""
+    from bench.metrics import METRICS
+
+    return {METRICS.meta(n).get("computed_by", n) for n in METRICS.names() if METRICS.meta(n).get("needs_model")}
+
+
+def wants_gpu(job: Job) -> bool:
+    """Whether ``job`` asks Ray for a GPU (when the cluster has one): train, explain and sanity jobs, and
+    score jobs whose metric runs the model (:func:`model_metrics`: deletion/insertion). A local run
+    computes these on its GPU, so a Ray run must too, to give the same results."""
+    return job.stage in GPU_STAGES or (job.stage == "score" and job.spec.get("metric") in model_metrics())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,10 +237,10 @@ class RayExecutor:
             tracker = ray.remote(num_cpus=0)(_tracker_class()).remote()
         except Exception:  # noqa: BLE001 - progress only
             tracker = None
-        versions = {s: code_version(s) for s in STAGE_SOURCES}
+        versions = {s: code_version(s) for s in STAGE_ENTRIES}
         refs: dict[str, Any] = {}
         for job in todo:  # plan order: every job after its dependencies
-            task = gpu_task if job.stage in GPU_STAGES else cpu_task
+            task = gpu_task if wants_gpu(job) else cpu_task
             ups = [refs[k] for _, k in job.deps if k in refs]
             ref = task.remote(job, str(self.out), self.threads[job.key], versions, tracker, *ups)
             refs[job.key] = ref
@@ -274,4 +292,5 @@ class RayExecutor:
             raise
 
 
-__all__ = ["GPU_STAGES", "RayBackend", "RayExecutor", "RayNotInstalled", "import_ray", "run_job", "run_jobs"]
+__all__ = ["GPU_STAGES", "RayBackend", "RayExecutor", "RayNotInstalled", "import_ray", "model_metrics", "run_job",
+           "run_jobs", "wants_gpu"]

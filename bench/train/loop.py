@@ -4,7 +4,10 @@
 (stratified, grouped), trains with Adam and early stopping on validation loss, evaluates the test
 split with :func:`bench.metrics.classification_report`, and (with ``out_dir``) writes a checkpoint.
 Seeded: on the CPU the same seed gives bit-identical weights and metrics (the order of the random
-draws, optimiser steps and scheduler steps below is part of that promise).
+draws, optimiser steps and scheduler steps below is part of that promise); on CUDA too, on one GPU model,
+with ``train.deterministic`` (:func:`bench.device.set_deterministic`, the default). ``train.autocast``
+("bf16" | "fp16", CUDA only) runs the forward passes and the loss under ``torch.autocast`` (fp16 with a
+``torch.amp.GradScaler``); the weights and the optimiser stay float32.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig, TrainConfig
-from bench.device import resolve_device, set_threads
+from bench.device import autocast_dtype, resolve_device, set_deterministic, set_threads
 from bench.metrics.classification import classification_report
 from bench.models.predict import predict_proba
 from bench.train.augment import augment_batch
@@ -42,11 +46,19 @@ def lr_scheduler(opt: torch.optim.Optimizer, train: TrainConfig, *, steps_per_ep
     raise ValueError(f"train.lr_schedule = {train.lr_schedule!r}: use 'constant' or 'cosine'")
 
 
+def _autocast(device, dtype: torch.dtype | None):
+    """``torch.autocast`` on ``device`` in ``dtype``, or a no-op context for ``None`` (float32)."""
+    return nullcontext() if dtype is None else torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
 def validation_loss(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device, batch_size: int
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device, batch_size: int, amp=None
 ) -> tuple[float, float]:
-    """``(cross-entropy, accuracy)`` of ``model`` on ``images``; both NaN when there are none."""
-    probs = predict_proba(model, images, batch_size=batch_size, device=device)
+    """``(cross-entropy, accuracy)`` of ``model`` on ``images`` (CPU tensors; batches are moved to
+    ``device`` and evaluated without gradients, under autocast in ``amp`` if given); both NaN when there
+    are none."""
+    with _autocast(device, amp):
+        probs = predict_proba(model, images, batch_size=batch_size, device=device)
     if len(probs) == 0:
         return float("nan"), float("nan")
     p = torch.from_numpy(probs).clamp_min(1e-12)
@@ -78,6 +90,9 @@ def fit(
     """
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
+    amp = autocast_dtype(cfg.train.autocast, device)  # refuses bf16/fp16 off CUDA, before any work
+    if device.type == "cuda":
+        set_deterministic(cfg.train.deterministic)
     data = data if data is not None else load_training_data(cfg)
     split = resolve_split(data, cfg, fold)
     class_names = list(data.class_names)
@@ -87,12 +102,12 @@ def fit(
             f"{cfg.data.dataset}: empty train or test split ({len(split.train)} / {len(split.test)} images)"
         )
 
-    run = _Run.start(cfg, len(class_names), len(split.train), device)
+    run = _Run.start(cfg, len(class_names), len(split.train), device, amp)
     history = run.train(data.images[split.train], labels[split.train], data.images[split.val], labels[split.val],
                         show=sys.stderr.isatty() if progress is None else progress)
     model = run.model
     y_test = labels[split.test].numpy()
-    probs, metrics = _evaluate_test(model, data, data.images[split.test], y_test, cfg, device)
+    probs, metrics = _evaluate_test(model, data, data.images[split.test], y_test, cfg, device, amp)
     result = TrainResult(
         model=model, config=cfg, class_names=class_names, metrics=metrics, split=split,
         test_ids=[data.ids[i] for i in split.test], test_labels=y_test, test_probs=probs,
@@ -105,9 +120,11 @@ def fit(
     return result
 
 
-def _evaluate_test(model: nn.Module, data, x_test: torch.Tensor, y_test: np.ndarray, cfg: RunConfig, device):
+def _evaluate_test(model: nn.Module, data, x_test: torch.Tensor, y_test: np.ndarray, cfg: RunConfig, device,
+                   amp=None):
     """The trained model's test probabilities ``(N, C)`` and :func:`classification_report` of them."""
-    probs = predict_proba(model, x_test, batch_size=4 * cfg.train.batch_size, device=device)
+    with _autocast(device, amp):
+        probs = predict_proba(model, x_test, batch_size=4 * cfg.train.batch_size, device=device)
     if not np.isfinite(probs).all():
         raise RuntimeError(
             f"training diverged on {cfg.data.dataset}: the model's test predictions are not finite; "
@@ -123,12 +140,16 @@ def _evaluate_test(model: nn.Module, data, x_test: torch.Tensor, y_test: np.ndar
 class _Run:
     """One training run's model, optimiser, scheduler and random generator, and its epochs."""
 
-    def __init__(self, cfg: RunConfig, model: nn.Module, opt, sched, gen: torch.Generator, device) -> None:
+    def __init__(self, cfg: RunConfig, model: nn.Module, opt, sched, gen: torch.Generator, device,
+                 amp: torch.dtype | None = None) -> None:
         self.cfg, self.model, self.opt, self.sched, self.gen, self.device = cfg, model, opt, sched, gen, device
+        self.amp = amp  # autocast dtype, None = float32
+        # fp16 needs loss scaling (its gradients underflow); bf16 has float32's exponent range and does not
+        self.scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
         self.steps = 0  # optimiser steps so far, over all epochs
 
     @classmethod
-    def start(cls, cfg: RunConfig, num_classes: int, n_train: int, device) -> _Run:
+    def start(cls, cfg: RunConfig, num_classes: int, n_train: int, device, amp: torch.dtype | None = None) -> _Run:
         """Seed torch, build the model, Adam, the generator of the batch order and the lr schedule (in this order)."""
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg, num_classes).to(device)
@@ -136,7 +157,7 @@ class _Run:
         opt = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         gen = torch.Generator().manual_seed(cfg.train.seed)
         sched = lr_scheduler(opt, cfg.train, steps_per_epoch=-(-n_train // cfg.train.batch_size))
-        return cls(cfg, model, opt, sched, gen, device)
+        return cls(cfg, model, opt, sched, gen, device, amp)
 
     def train(self, x_train, y_train, x_val, y_val, *, show: bool) -> list[dict[str, float]]:
         """Epochs until ``train.epochs``, early stopping or ``train.max_steps``; the model ends with the
@@ -146,7 +167,7 @@ class _Run:
         history: list[dict[str, float]] = []
         for epoch in range(cfg.train.epochs):
             seen, loss_sum, seconds = self.epoch(x_train, y_train, epoch, show=show)
-            val_loss, val_acc = validation_loss(self.model, x_val, y_val, self.device, 4 * bs)
+            val_loss, val_acc = validation_loss(self.model, x_val, y_val, self.device, 4 * bs, self.amp)
             if len(x_val) and not math.isfinite(val_loss):  # a finite training loss, then weights blown up
                 raise RuntimeError(
                     f"training diverged on {cfg.data.dataset}: the model's outputs are not finite after epoch "
@@ -191,14 +212,21 @@ class _Run:
             xb, _ = augment_batch(xb, None, self.gen)
         xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(xb), yb)
+        with _autocast(self.device, self.amp):
+            loss = F.cross_entropy(self.model(xb), yb)
         if not torch.isfinite(loss):
             raise RuntimeError(
                 f"training diverged on {cfg.data.dataset}: loss {loss.item()} at epoch {epoch + 1}, "
                 f"step {self.steps + 1}; lower train.lr (now {cfg.train.lr})"
+                + (f" or use train.autocast='bf16' or 'off' (now {cfg.train.autocast!r})" if self.amp else "")
             )
-        loss.backward()
-        self.opt.step()
+        if self.scaler is None:
+            loss.backward()
+            self.opt.step()
+        else:  # fp16: scaled backward; a step whose gradients overflowed is skipped and the scale lowered
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
         if self.sched is not None:
             self.sched.step()
         self.steps += 1
