@@ -9,9 +9,12 @@ from pathlib import Path
 
 IDENT = ("dataset", "model", "seed", "fold")  # one trained model: the columns that name it
 RESULT_COLUMNS = ["run", *IDENT, "method", "metric", "image_id", "label", "target", "correct", "value", "degenerate",
-                  "excluded"]
+                  "excluded", "lesion_area", "cell_area"]
+# lesion_area: the lesion mask's share of the image's pixels; cell_area: the share of one cell of the grid the
+# map was computed on (1 / (h w) for a layer of h x w, one pixel for pixel-level maps). Optional for readers.
+OPTIONAL_RESULT_COLUMNS = ("run", "label", "target", "correct", "lesion_area", "cell_area")
 RESULT_TYPES = {"seed": "int64", "fold": "int64", "label": "int64", "target": "int64", "correct": bool,
-                "value": "float64", "degenerate": bool}
+                "value": "float64", "degenerate": bool, "lesion_area": "float64", "cell_area": "float64"}
 CLASSIFICATION_COLUMNS = ["run", *IDENT, "n_test", "accuracy", "sensitivity", "specificity", "auc", "f1", "average",
                           "positive", "real", "paper_key"]
 
@@ -26,4 +29,4 @@ def load_results(run_dir):
     return pd.read_parquet(path)
 
 
-__all__ = ["CLASSIFICATION_COLUMNS", "IDENT", "RESULT_COLUMNS", "RESULT_TYPES", "load_results"]
+__all__ = ["CLASSIFICATION_COLUMNS", "IDENT", "OPTIONAL_RESULT_COLUMNS", "RESULT_COLUMNS", "RESULT_TYPES", "load_results"]

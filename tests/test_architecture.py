@@ -2,14 +2,17 @@
 
 Every import statement counts, also one inside a function (a late import hides a cycle, it does not remove
 it). ``from bench.x import name`` is an edge to ``bench.x.name`` when that is a module, else to ``bench.x``.
+The walk is the package's own (:func:`bench.sweep.sources.imports`), the one that gives each sweep stage its
+code version.
 """
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from bench.sweep.sources import imports, module_files
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bench"
 
@@ -25,34 +28,7 @@ ALLOWED = {("metrics", "bench.attribution", "explain")}
 
 
 def module_names() -> dict[str, Path]:
-    names = {}
-    for f in PACKAGE.rglob("*.py"):
-        parts = f.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        names[name] = f
-    return names
-
-
-def imports(modules: dict[str, Path]) -> list[tuple[str, str, str]]:
-    """``(importer, imported module, imported name or "")`` for every import of a bench module."""
-    found = []
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                found += [(name, a.name, "") for a in node.names if a.name.split(".")[0] == "bench"]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
-                if target.split(".")[0] != "bench":
-                    continue
-                for alias in node.names:
-                    sub = f"{target}.{alias.name}"
-                    found.append((name, sub, "") if sub in modules else (name, target, alias.name))
-    return found
+    return module_files(PACKAGE)
 
 
 def stage(module: str) -> str:

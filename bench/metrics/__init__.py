@@ -6,7 +6,10 @@
 - ``kind``: "localisation" (map vs lesion mask) or "faithfulness" (map vs the model's behaviour);
 - ``needs_model``: False for localisation, True for faithfulness;
 - ``options``: the keyword options and their defaults;
-- ``range``: the possible values, ``(0.0, 1.0)`` for all of them.
+- ``range``: the possible values, ``(0.0, 1.0)`` for all of them;
+- ``version`` (only for a metric registered from outside the ``bench`` package, default ``"0"``): hashed
+  into the sweep's score jobs' keys (:mod:`bench.sweep.sources`, which hashes the package's own code from
+  its source); bump it when the metric's code changes, or the sweep serves results computed by the old code.
 
 Generic calling convention (what the sweep does):
 
@@ -25,8 +28,10 @@ Generic calling convention (what the sweep does):
       out = deletion_insertion(model, images, saliency, targets, **options)
       values, degenerate = out[meta["output"]], out["degenerate"]
 
-  Here ``degenerate`` only flags constant / non-finite maps; their curves are still computed (a
-  constant map deletes pixels in row-major order). ``out`` also holds the curves for curves.parquet.
+  As for localisation, a degenerate map (constant, or any NaN or infinity) scores the worst value,
+  deletion 1.0 and insertion 0.0, and is flagged; its curves are not computed (NaN). ``out`` also holds
+  the curves for curves.parquet, whose means leave out degenerate maps and excluded images (``n`` counts
+  the images averaged).
 
   (``METRICS.get("deletion")`` is also callable on its own, at the cost of both curves.)
 

@@ -185,12 +185,19 @@ def _score_group(
         both[:, copy] = both[:, source]
 
 
-def _curves_and_areas(probs: torch.Tensor, steps: int, degenerate) -> dict[str, np.ndarray]:
-    """:func:`deletion_insertion`'s result from ``probs`` ``(B, 2, steps + 1)`` and the ``degenerate`` flags:
-    the curves as float64 numpy arrays, and their trapezoid areas over ``k / steps`` in [0, 1]."""
+# the worst value of each area (``range`` (0, 1); deletion: lower is better, insertion: higher is better)
+WORST = {"deletion": 1.0, "insertion": 0.0}
+
+
+def _curves_and_areas(probs: torch.Tensor, steps: int, degenerate: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`deletion_insertion`'s result from ``probs`` ``(B, 2, steps + 1)`` (NaN for degenerate maps) and the
+    ``degenerate`` flags: the curves as float64 numpy arrays, and their trapezoid areas over ``k / steps`` in
+    [0, 1], the worst value (:data:`WORST`) for degenerate maps."""
     B, _, S1 = probs.shape
     curves = np.ascontiguousarray(probs.permute(1, 0, 2).cpu().numpy())  # (2, B, S1)
     auc = (curves[..., :-1] + curves[..., 1:]).sum(axis=-1) / (2 * steps)
+    auc[0, degenerate] = WORST["deletion"]
+    auc[1, degenerate] = WORST["insertion"]
     return {
         "deletion": auc[0],
         "insertion": auc[1],
@@ -228,6 +235,11 @@ def deletion_insertion(
     Direction: deletion lower is better (the probability should collapse fast), insertion higher is
     better. Both in [0, 1].
 
+    Degenerate maps (constant, all zero included, or holding any NaN or infinity; see
+    ``bench.metrics.degenerate_maps``, judged on the map as given) rank no pixel above another: they score
+    the worst values, deletion 1.0 and insertion 0.0, are flagged in ``degenerate``, and their curves are
+    not computed (NaN), so a mean curve over the finite rows leaves them out.
+
     Args:
         model: classifier returning logits ``(N, num_classes)``; run in eval mode under
             ``torch.no_grad`` on its own device; its training flag is restored afterwards and its
@@ -245,12 +257,12 @@ def deletion_insertion(
     Returns:
         dict of float64 numpy arrays: ``deletion``, ``insertion`` (B,); ``deletion_curve``,
         ``insertion_curve`` (B, steps + 1); ``fraction`` (steps + 1,) = ``k / steps``; and
-        ``degenerate`` (B,) bool: constant or non-finite maps. Their curves are still computed (a
-        constant map deletes in row-major order) but carry no ranking information.
+        ``degenerate`` (B,) bool: constant or non-finite maps (areas 1.0 and 0.0, curves NaN).
 
-    Cost: ``2 * steps + 1`` forward passes per image (``2 * steps`` with ``substrate="blur"``): the
-    unperturbed image (deletion's first and insertion's last point) is scored once, and so is the
-    all-blurred image when it is both deletion's last and insertion's first point. On the CPU the
+    Cost: ``2 * steps + 1`` forward passes per image with a non-degenerate map (``2 * steps`` with
+    ``substrate="blur"``; none for a degenerate map): the unperturbed image (deletion's first and
+    insertion's last point) is scored once, and so is the all-blurred image when it is both deletion's
+    last and insertion's first point. On the CPU the
     perturbed images go to the model in channels-last memory order, with BatchNorms folded into the
     convs (faster passes; values change only by float rounding).
     """
@@ -259,26 +271,50 @@ def deletion_insertion(
     steps, bs = int(steps), int(batch_size)
     device, dtype = _model_device(model)
     degenerate = degenerate_maps(sal.cpu()) if B else np.zeros(0, dtype=bool)
-    x_all = images.detach()
+    keep = np.flatnonzero(~degenerate)  # the maps that rank the pixels: only their curves are computed
+    args = (model, images, sal, tg, keep, steps, substrate, blur_sigma, blur_kernel, bs, device, dtype)
+    if keep.size == B:
+        probs = _probabilities(*args)
+    else:
+        probs = torch.full((B, 2, steps + 1), torch.nan, dtype=torch.float64, device=device)
+        if keep.size:
+            probs[torch.as_tensor(keep, device=device)] = _probabilities(*args)
+    return _curves_and_areas(probs, steps, degenerate)
+
+
+def _probabilities(model, images, sal, tg, keep: np.ndarray, steps: int, substrate, blur_sigma: float,
+                   blur_kernel: int, bs: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The target's probability at every point of both curves, ``(K, 2, steps + 1)`` float64, for the images
+    ``keep`` (K indices) of :func:`deletion_insertion`'s checked inputs."""
+    B, _, H, W = images.shape
+    x_all, s_all, tg = images.detach(), sal, tg
+    if keep.size < B:  # leave the degenerate maps' images out (a per-image substrate with them)
+        rows = torch.as_tensor(keep)
+        x_all, s_all, tg = x_all[rows.to(x_all.device)], s_all[rows.to(s_all.device)], tg[rows]
+        if not isinstance(substrate, (str, int, float)):
+            sub = torch.as_tensor(substrate)
+            if sub.ndim == 4 and sub.shape[0] == B:
+                substrate = sub[rows.to(sub.device)]
+    K = x_all.shape[0]
     tg = tg.to(device)
-    s_all = sal.to(dtype=torch.float64 if sal.dtype == torch.float64 else torch.float32)
+    s_all = s_all.to(dtype=torch.float64 if s_all.dtype == torch.float64 else torch.float32)
     n_k = torch.tensor(pixels_per_step(H * W, steps), device=device)
-    probs = torch.empty(B, 2, steps + 1, dtype=torch.float64, device=device)
+    probs = torch.empty(K, 2, steps + 1, dtype=torch.float64, device=device)
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     points = _shared_points(steps, substrate, device)
     was_training = model.training
     model.eval()
     try:  # images in groups of batch_size (memory stays bounded): their ranks, endpoints, then every point
         with fast_model(model):
-            for g_lo in range(0, B, bs):
-                g = slice(g_lo, min(B, g_lo + bs))
+            for g_lo in range(0, K, bs):
+                g = slice(g_lo, min(K, g_lo + bs))
                 x = x_all[g].to(device=device, dtype=dtype)
                 rank = _pixel_ranks(s_all[g].to(device), H, W)
-                changed, kept = _curve_endpoints(x, substrate, g, B, blur_kernel, blur_sigma)
+                changed, kept = _curve_endpoints(x, substrate, g, K, blur_kernel, blur_sigma)
                 _score_group(model, changed, kept, rank, n_k, tg[g], probs[g], points, bs, layout)
     finally:
         model.train(was_training)
-    return _curves_and_areas(probs, steps, degenerate)
+    return probs
 
 
 def deletion_auc(model, images, saliency, targets, **options) -> np.ndarray:

@@ -95,8 +95,15 @@ def ordered_methods(methods) -> list[str]:
 
 
 def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, str] | None = None) -> Figure | None:
-    """Grouped bars: datasets on x, one bar per method, error bars = the bootstrap CI."""
+    """Grouped bars: datasets on x, one bar per method, error bars = the bootstrap CI.
+
+    An undefined mean (NaN: no valid image, e.g. every mask empty) is a gap with a grey "n/a" mark at the
+    foot of its slot, never a bar of height 0 (a 0 deletion score would look like the best). A method not
+    run on a dataset is a gap without a mark. Every method keeps its legend entry.
+    """
     import matplotlib
+    from matplotlib.patches import Patch
+    from matplotlib.transforms import blended_transform_factory
 
     sub = board[(board["metric"] == metric) & (board["model"] == model)]
     if sub.empty:
@@ -114,21 +121,29 @@ def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, s
     with matplotlib.rc_context(STYLE):
         ax = fig.add_subplot()
         x = np.arange(len(datasets))
+        foot = blended_transform_factory(ax.transData, ax.transAxes)  # x in data, y in axes fractions
+        handles = []
         for i, m in enumerate(methods):
             r = sub[sub["method"] == m].set_index("dataset").reindex(datasets)
             mean = r["mean"].to_numpy(float)
             err = np.vstack([mean - r["ci_low"].to_numpy(float), r["ci_high"].to_numpy(float) - mean])
-            ax.bar(
-                x - 0.4 + width * (i + 0.5), np.nan_to_num(mean), width, yerr=np.nan_to_num(err),
-                color=colours.get(m, "#333333"), label=m, error_kw=dict(lw=0.8, capsize=1.5),
-                hatch="//" if m in BASELINES else None, edgecolor="white", linewidth=0.3,
-            )
+            xs = x - 0.4 + width * (i + 0.5)
+            ok = np.isfinite(mean)
+            style = dict(facecolor=colours.get(m, "#333333"), hatch="//" if m in BASELINES else None,
+                         edgecolor="white", linewidth=0.3)
+            if ok.any():
+                ax.bar(xs[ok], mean[ok], width, yerr=np.nan_to_num(err[:, ok]), label=m,
+                       error_kw=dict(lw=0.8, capsize=1.5), **style)
+            handles.append(Patch(label=m, **style))
+            for xi in xs[~ok & r["method"].notna().to_numpy()]:  # a row with an undefined mean
+                ax.text(xi, 0.01, "n/a", transform=foot, rotation=90, ha="center", va="bottom", fontsize=6,
+                        color="#555555")
         ax.set_xticks(x, datasets, rotation=20 if rotate else 0, ha="right" if rotate else "center")
         arrow = "↑" if direction(metric) == "higher" else "↓"
         ax.set_ylabel(f"{metric} {arrow}")
-        ax.set_title(f"{metric} ({direction(metric)} is better), mean with 95% bootstrap CI")
+        ax.set_title(f"{metric} ({direction(metric)} is better), mean with 95% bootstrap CI; n/a = undefined")
         ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -179,42 +194,61 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
 
 
 def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | None = None) -> Figure | None:
-    """Similarity to the trained model's maps vs randomisation stage, per method (pooled over datasets,
-    seeds and folds), Spearman and SSIM side by side; each method's baseline is dotted in its colour."""
+    """Normalised similarity (abs Spearman) to the trained model's maps vs randomisation stage, one panel
+    per dataset, one line per method with its bootstrap CI as a band, and the bar (0.5) dashed.
+
+    1 = the map is unchanged, 0 = as changed as by the fully randomised model (the last stage, 0 by
+    definition); a stage changes the map when the band's top is under the bar. Several seeds or folds of
+    a dataset: the line is their mean and the band spans their CIs. ``None`` when ``model`` has no rows.
+    """
     import matplotlib
+
+    from bench.metrics.sanity import BAR  # imported late: bench.metrics imports torch
 
     sub = sanity[sanity["model"] == model]
     if sub.empty:
         return None
     stages = sub.groupby("stage_index")["stage"].first().sort_index()
+    datasets = sorted(sub["dataset"].astype(str).unique())
     methods = ordered_methods(sub["method"])
     colours = colours or method_colours(methods)
-    lw = legend_width([*methods, "its baseline"])
-    fig = new_figure(8.0 + lw, 3.6, left=0.7, right=lw, bottom=0.9, top=0.6, wspace=0.25)
+    agg = (sub.assign(dataset=sub["dataset"].astype(str))
+           .groupby(["dataset", "method", "stage_index"])
+           .agg(normalised=("normalised", "mean"), lo=("normalised_ci_low", "min"), hi=("normalised_ci_high", "max")))
+    ncol = min(3, len(datasets))
+    nrow = int(np.ceil(len(datasets) / ncol))
+    lw = legend_width([*methods, f"bar ({BAR:g})"])
+    fig = new_figure(3.2 * ncol + 0.9 + lw, 2.7 * nrow + 1.1, left=0.7, right=lw, bottom=0.85, top=0.75,
+                     wspace=0.15, hspace=0.8)
     with matplotlib.rc_context(STYLE):
-        axes = fig.subplots(1, 2, sharex=True)
-        for ax, measure in zip(axes, ("spearman", "ssim")):
-            if measure not in sub.columns:
-                ax.set_visible(False)
-                continue
-            mean = sub.groupby(["method", "stage_index"])[measure].mean()
+        axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
+        for ax, d in zip(axes.flat, datasets):
             for m in methods:
-                if m in mean.index.get_level_values(0):
-                    s = mean.loc[m].sort_index()
-                    ax.plot(s.index, s.to_numpy(), marker="o", ms=3, lw=1.3, color=colours.get(m, "#333"), label=m)
-            base_col = f"baseline_{measure}"
-            if base_col in sub.columns:  # each method has its own baseline: dotted, in its colour
-                base = sub.groupby(["method", "stage_index"])[base_col].mean()
-                for m in methods:
-                    if m in base.index.get_level_values(0):
-                        b = base.loc[m].sort_index()
-                        ax.plot(b.index, b.to_numpy(), color=colours.get(m, "#333"), ls=":", lw=1.2)
-                ax.plot([], [], color="black", ls=":", lw=1.2, label="its baseline")
+                if (d, m) not in agg.index.droplevel(2):
+                    continue
+                r = agg.loc[(d, m)].sort_index()
+                c = colours.get(m, "#333")
+                x = r.index.to_numpy()
+                ax.fill_between(x, r["lo"].to_numpy(float), r["hi"].to_numpy(float), color=c, alpha=0.15, lw=0)
+                ax.plot(x, r["normalised"].to_numpy(float), marker="o", ms=3, lw=1.3, color=c, label=m,
+                        ls="--" if m in BASELINES else "-")
+            ax.axhline(BAR, color="black", ls="--", lw=1.0, label=f"bar ({BAR:g})")
             ax.set_xticks(stages.index, [str(s) for s in stages.to_numpy()], rotation=30, ha="right")
-            ax.set_xlabel("weights randomised down to")
-            ax.set_ylabel(f"{measure} vs trained model")
-            ax.set_title(f"{'Spearman rank correlation' if measure == 'spearman' else 'SSIM'}")
-        handles, labels = axes[0].get_legend_handles_labels()
-        figure_legend(fig, handles, labels, lw)
-        fig.suptitle("Cascading randomisation (Adebayo et al. 2018): a trustworthy map's similarity falls", fontsize=10)
+            ax.set_title(d)
+        for ax in axes.flat[len(datasets):]:
+            ax.set_visible(False)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("normalised similarity")
+        for i, ax in enumerate(axes.flat[: len(datasets)]):
+            if i + ncol >= len(datasets):  # the lowest panel of its column
+                ax.set_xlabel("weights randomised down to")
+        seen: dict[str, object] = {}
+        for ax in axes.flat[: len(datasets)]:  # every method once, though a panel may lack some
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(lab, h)
+        labels = [m for m in methods if m in seen] + [lab for lab in seen if lab not in methods]
+        figure_legend(fig, [seen[lab] for lab in labels], labels, lw)
+        fig.suptitle("Cascading randomisation: normalised similarity to the trained model's maps\n"
+                     "1 = unchanged, 0 = as by the fully random model; passes if the band is under the bar "
+                     "at the first stage", fontsize=10)
     return fig

@@ -9,7 +9,26 @@ from __future__ import annotations
 import math
 
 BASELINES = ("centre", "random")  # methods that any useful explanation must beat
+MODEL_BLIND = ("centre", "random", "edge")  # maps that ignore the model: the floor of the relative view
 REFERENCE_METHOD = "grad_cam"  # every method is compared against this one, pairwise
+ORACLE, GRID_ORACLE = "oracle", "oracle_grid"  # the ceilings (bench.attribution.references): not methods
+
+
+def is_oracle(method: str) -> bool:
+    """Whether ``method`` is a reference map (``oracle``, ``oracle_grid``, ``oracle_grid@<layer>``): scored and
+    shown like a method, never ranked or tested, the ceiling of the relative view."""
+    return method == ORACLE or method == GRID_ORACLE or method.startswith(GRID_ORACLE + "@")
+
+
+def ceiling_of(method: str) -> str:
+    """The oracle a method's relative score is read against: the grid oracle of the explained layer for a
+    map computed at a layer's resolution (the CAM family of ``bench.attribution.METHODS``), else the
+    full-resolution oracle (pixel-level maps, guided Grad-CAM included; an unknown method counts as one)."""
+    try:
+        from bench.attribution import METHODS  # imported lazily: it imports torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return ORACLE
+    return GRID_ORACLE if method in METHODS and METHODS.meta(method).get("family") == "cam" else ORACLE
 
 # "How to read this": definition and direction, one sentence each (after REFERENCE.md section 3).
 METRIC_HELP = {

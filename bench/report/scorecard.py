@@ -29,9 +29,12 @@ from bench.report.classification import display_rows, write_classification
 from bench.report.figures import bar_chart, curve_chart, method_colours, sanity_chart, save_figure
 from bench.report.gallery import gallery_figure, load_gallery
 from bench.report.leaderboard import (
-    MARK_BETTER, MARK_NOT_BEATING, MARK_WORSE, metric_matrix, overall_ranking, write_leaderboard, leaderboard,
+    MARK_BETTER, MARK_NOT_BEATING, MARK_WORSE, ci_coverage_note, format_rank, leaderboard, metric_matrix,
+    overall_ranking, write_leaderboard,
 )
-from bench.report.reference import BASELINES, PAPER_CITATION, REFERENCE_METHOD, direction, metric_help
+from bench.report.reference import (
+    BASELINES, PAPER_CITATION, REFERENCE_METHOD, direction, is_oracle, metric_help,
+)
 from bench.report.sanity import sanity_summary
 
 OPTIONAL_OUTPUTS = {
@@ -314,15 +317,20 @@ def _section_overall(overall: pd.DataFrame, models: list[str], sanity_table: pd.
     if overall.empty:
         return H.note("The results table has no scored rows.")
     parts = ["<p>Mean rank of each method across datasets, per metric and overall (mean over the metrics). "
-             "1 is best; baselines are ranked too. <em>Beats baselines</em>: in how many (dataset, metric) "
-             "cells the method beat both the centre and the random baseline beyond the confidence interval.</p>"]
+             "1 is best; baselines are ranked too. <em>Rank</em>: the position by mean rank with its 95% "
+             "bootstrap interval (the positions recomputed on resampled images, and models when there are "
+             "several). <em>Beats centre / random</em>: in how many (dataset, metric) cells the method beat that "
+             "baseline beyond the confidence interval of the paired difference (n/a: the baseline itself); "
+             "<em>beats baselines</em>: cells where it beat both (n/a for the baselines).</p>"]
     verdicts = {}
     if sanity_table is not None:
         verdicts = {(r["model"], r["method"]): r["overall"] for _, r in sanity_table.iterrows()}
     for model in models:
         ov = overall[overall["model"] == model]
         rank_cols = [c for c in ov.columns if c.startswith("rank_")]
-        header = ["#", "method", *[c[5:] for c in rank_cols], "mean rank", "beats baselines"]
+        beats = [f"beats_{b}" for b in BASELINES if f"beats_{b}" in ov.columns]
+        header = ["#", "method", *[c[5:] for c in rank_cols], "mean rank", "rank [95%]",
+                  *[c.replace("_", " ") for c in beats], "beats baselines"]
         if verdicts:
             header.append("sanity check")
         rows = []
@@ -330,7 +338,10 @@ def _section_overall(overall: pd.DataFrame, models: list[str], sanity_table: pd.
             base = r["method"] in BASELINES
             row = [i, H.Cell(r["method"] + (" (baseline)" if base else ""), cls="method baseline" if base else "method")]
             row += [H.Cell(H.fmt(r[c], 2), cls="num") for c in rank_cols]
-            row += [H.Cell(H.fmt(r["mean_rank"], 2), cls="num best" if i == 1 else "num"), r["beats_baselines"]]
+            row += [H.Cell(H.fmt(r["mean_rank"], 2), cls="num best" if i == 1 else "num"),
+                    H.Cell(format_rank(r.get("overall_rank", np.nan), r.get("overall_rank_low", np.nan),
+                                       r.get("overall_rank_high", np.nan)), cls="num"),
+                    *[r[c] for c in beats], r["beats_baselines"]]
             if verdicts:
                 v = verdicts.get((model, r["method"]), "-")
                 row.append(H.Cell(v, cls=_verdict_class(v)))
@@ -349,18 +360,37 @@ def _section_reading(board: pd.DataFrame, n_resamples: int, confidence: float) -
     pct = f"{confidence:.0%}"
     legend = (
         '<dl class="legend">'
-        f"<dt>0.612 #1<br>[0.580, 0.650]</dt><dd>mean over images, {pct} percentile bootstrap confidence interval "
-        f"({n_resamples} resamples over images, seeded). Seeds and folds of a model are pooled.</dd>"
-        "<dt>#k</dt><dd>rank within the dataset by the metric's direction (1 = best, ties averaged).</dd>"
+        f"<dt>0.612 #1 [1, 2]<br>[0.580, 0.650]</dt><dd>mean over images, {pct} percentile bootstrap confidence "
+        f"interval ({n_resamples} seeded resamples). With one trained model per dataset the resamples draw its "
+        "images and the CI covers images only; with several (seeds, folds) they draw the models, then the "
+        "images within each drawn model (retrained models are not more images). The same resampled images "
+        "serve every method.</dd>"
+        f"<dt>#k [a, b]</dt><dd>rank within the dataset by the metric's direction (1 = best, ties averaged) "
+        f"and its {pct} bootstrap interval: the method's ranks over the resamples.</dd>"
         f'<dt><span class="mk-dagger">{MARK_NOT_BEATING}</span></dt><dd>does <b>not</b> beat the '
         f"<code>centre</code> or <code>random</code> baseline: the {pct} CI of the paired difference "
-        "(method minus baseline, same images) is not entirely on the better side of zero.</dd>"
+        "(method minus baseline, same images) is not entirely on the better side of zero. Every method, "
+        "baselines included, is compared with every baseline; a baseline against itself is n/a.</dd>"
         f'<dt><span class="mk-up">{MARK_BETTER}</span> / <span class="mk-down">{MARK_WORSE}</span></dt>'
         f"<dd>significantly better / worse than <code>{REFERENCE_METHOD}</code>: paired Wilcoxon signed-rank "
-        "test over images, Holm-corrected within each dataset and metric, p &lt; 0.05. Hover a cell for "
-        "the counts, the difference and the p-values.</dd>"
+        "test over images (differences averaged over the models that scored an image), Holm-corrected in one "
+        f"family per dataset, model and metric (every other method against {REFERENCE_METHOD} in that cell), "
+        "p &lt; 0.05, in the direction of the Hodges-Lehmann estimate (median of the Walsh averages of the "
+        "differences), not of the mean difference. Hover a cell for the counts, the estimates and the "
+        "p-values.</dd>"
         "<dt>undefined</dt><dd>an image without a lesion mask has no localisation score; it is left out "
-        "(not counted as a miss) and the number of valid images is given.</dd></dl>"
+        "(not counted as a miss) and the number of valid images is given.</dd>"
+        "<dt>ceiling</dt><dd><code>oracle</code> is the lesion mask itself, the best any map can score; "
+        "<code>oracle_grid</code> is the mask average-pooled to the explained layer's grid and upsampled as "
+        "CAM maps are, the best any map at that layer's resolution can score (<code>oracle_grid@L</code>: at "
+        "layer L). They are scored like methods, never ranked or tested.</dd>"
+        "<dt>% of ceiling [a, b]</dt><dd>the method's place between the best model-blind map (centre, random, "
+        "edge: 0 %) and the oracle at its own resolution (100 %): the grid oracle for CAM methods, the mask for "
+        "pixel-level maps, with its bootstrap interval (as CheXlocalize reports % of the human benchmark). "
+        "Ranks and the overall ranking use the raw means: they say which map points at the lesion best as the "
+        "user gets it; the relative view says how much of its own resolution's room a method uses.</dd>"
+        "<dt>lesion size</dt><dd>hover a cell: the mean on lesions smaller than one cell of the method's grid "
+        "and on the rest (leaderboard.md has the table).</dd></dl>"
     )
     metrics = sorted(board["metric"].unique()) if not board.empty else []
     rows = [[H.Cell(m, cls="method"), f"{direction(m)} is better", H.Cell(metric_help(m), attrs={"style": "white-space:normal"})]
@@ -379,19 +409,29 @@ def _ci_cell(r: pd.Series, confidence: float) -> H.Cell:
         marks += f'<span class="mk-up">{MARK_BETTER}</span>'
     elif r["vs_grad_cam"] == "worse":
         marks += f'<span class="mk-down">{MARK_WORSE}</span>'
-    rank = f'<span class="rk">#{r["rank"]:g}</span>' if np.isfinite(r["rank"]) else ""
+    rank_text = format_rank(r["rank"], r.get("rank_low", np.nan), r.get("rank_high", np.nan))
+    rank = f'<span class="rk">#{rank_text}</span>' if np.isfinite(r["rank"]) else ""
     raw = (f'<span class="m">{r["mean"]:.3f}</span>{rank}{marks}'
            f'<br><span class="int">[{r["ci_low"]:.3f}, {r["ci_high"]:.3f}]</span>')
+    if np.isfinite(r.get("relative", np.nan)):
+        raw += (f'<br><span class="int" title="relative to the ceiling ({H.esc(r["ceiling"])})">'
+                f'{r["relative"]:.0%} of ceiling [{r["relative_low"]:.0%}, {r["relative_high"]:.0%}]</span>')
 
     def yn(v):
         return "-" if pd.isna(v) else ("yes" if bool(v) else "no")
 
     tip = (f"n_valid={r['n_valid']}, n_degenerate={r['n_degenerate']}, n_excluded={r['n_excluded']}; "
            f"beats centre: {yn(r['beats_centre'])}, beats random: {yn(r['beats_random'])}")
+    if r.get("n_models", 1) > 1:
+        tip += f"; {r['n_models']} trained models, sd of their means {H.fmt(r['between_model_sd'])}"
+    if r.get("n_small", 0):
+        tip += (f"; lesions smaller than one cell of its grid: {H.fmt(r['mean_small'])} ({r['n_small']} images), "
+                f"the rest: {H.fmt(r['mean_large'])} ({r['n_large']})")
     if r["method"] != REFERENCE_METHOD and r["vs_grad_cam"]:
-        tip += (f"; vs {REFERENCE_METHOD}: {r['vs_grad_cam']}, mean difference {H.fmt(r['vs_grad_cam_diff'])}, "
+        tip += (f"; vs {REFERENCE_METHOD}: {r['vs_grad_cam']}, Hodges-Lehmann "
+                f"{H.fmt(r.get('vs_grad_cam_hl', np.nan))}, mean difference {H.fmt(r['vs_grad_cam_diff'])}, "
                 f"p={H.fmt(r['vs_grad_cam_p'], 4)}, Holm p={H.fmt(r['vs_grad_cam_p_holm'], 4)} "
-                f"({r['vs_grad_cam_pairs']} pairs)")
+                f"({r['vs_grad_cam_pairs']} images)")
     cls = "ci best" if r["rank"] == 1 else "ci"
     return H.Cell(raw=raw, cls=cls, title=tip)
 
@@ -406,8 +446,9 @@ def _section_metrics(board, models, figures: _Figures, colours, confidence: floa
             cells = {(r["method"], r["dataset"]): r for _, r in sub.iterrows()}
             rows = []
             for m in methods:
-                base = m in BASELINES
-                row = [H.Cell(m + (" (baseline)" if base else ""), cls="method baseline" if base else "method")]
+                base = m in BASELINES or is_oracle(m)
+                tag = " (ceiling)" if is_oracle(m) else " (baseline)" if base else ""
+                row = [H.Cell(m + tag, cls="method baseline" if base else "method")]
                 for d in datasets:
                     r = cells.get((m, d))
                     row.append(_ci_cell(r, confidence) if r is not None else H.Cell("-", cls="ci"))
@@ -419,6 +460,7 @@ def _section_metrics(board, models, figures: _Figures, colours, confidence: floa
             chart = figures.img(bar_chart(board, metric, model, colours), f"bar_{model}_{metric}",
                                 f"{metric}: mean and confidence interval per method and dataset")
             parts.append(f'<div class="side">{H.table(["method", *datasets], rows)}{chart}</div>')
+            parts.append(f'<div class="howto">{H.esc(ci_coverage_note(sub))}</div>')
     return "".join(parts)
 
 
@@ -441,17 +483,51 @@ def _section_curves(curves: pd.DataFrame | None, models, figures: _Figures, colo
 def _section_sanity(sanity, table, models, figures: _Figures, colours) -> str:
     if sanity is None or sanity.empty:
         return H.note("No sanity.parquet in this run folder: the model-randomisation sanity check was not run.")
-    parts = ["<p>Cascading randomisation (Adebayo et al. 2018): the model's weights are re-initialised from the "
-             "head down, and each method's maps are compared with those of the trained model. A method whose "
-             "maps stay similar does not depend on what the model learned, and fails. Verdict per dataset: "
-             "the stored pass flag at the fully randomised stage, over seeds and folds.</p>"]
+    from bench.metrics.sanity import BAR  # imported late: bench.metrics imports torch
+    from bench.report.sanity import sanity_runs
+
+    conf = "95%"
+    parts = [
+        "<p><b>Question:</b> does the map depend on the learned weights of the layers that make the decision? "
+        "Cascading randomisation (Adebayo et al. 2018): the model's weights are re-initialised stage by stage "
+        "from the output down (the head, then block5, block4, ... cumulatively), and each image's map from the "
+        "randomised model is compared with the trained model's map by Spearman rank correlation and SSIM, on "
+        "absolute and on signed values (all four are in <code>sanity.parquet</code>). The verdict uses Spearman "
+        "on absolute values. The last stage is the fully randomised model: its mean similarity F (the "
+        "<em>floor</em>) is what is left of the map without any learned weight. The <em>normalised "
+        "similarity</em> of a stage is (S &minus; F) / (1 &minus; F), S its mean over images: 1 = unchanged, "
+        f"0 = as changed as by the fully random model. A stage <em>changes the map</em> when the upper end of "
+        f"the {conf} bootstrap confidence interval of its normalised similarity (images resampled, seeded) is "
+        f"below {BAR:g}: the map has lost at least half of what the learned weights give it. A map that is the "
+        "same whatever the weights (1 &minus; F &lt; 10<sup>&minus;6</sup>) is never changed. A method "
+        "<b>passes</b> when the first randomised stage, the head, already changes the map; on a dataset with "
+        "several seeds or folds every one must pass, and the overall verdict counts the datasets.</p>"
+    ]
+    runs = sanity_runs(sanity)
+    several = runs.groupby(["dataset", "model", "method"]).size().max() > 1
     for model in sorted(sanity["model"].astype(str).unique()):
-        parts.append(figures.img(sanity_chart(sanity, model, colours), f"sanity_{model}", "sanity check similarity curves"))
+        if len(models) > 1 or model not in models:
+            parts.append(f"<h3>Model <code>{H.esc(model)}</code></h3>")
+        parts.append(figures.img(sanity_chart(sanity, model, colours), f"sanity_{model}",
+                                 "normalised similarity to the trained model's maps per randomisation stage"))
         t = table[table["model"] == model]
-        cols = [c for c in t.columns if c not in ("model", "method")]
-        rows = [[H.Cell(r["method"], cls="method")] + [H.Cell(r[c], cls=_verdict_class(str(r[c]))) for c in cols]
-                for _, r in t.iterrows()]
-        parts.append(H.table(["method", *cols], rows))
+        datasets = [c for c in t.columns if c not in ("model", "method", "overall", "datasets_passed", "datasets")]
+        rows = [[H.Cell(r["method"], cls="method"), H.Cell(r["overall"], cls=_verdict_class(str(r["overall"])))]
+                + [H.Cell(r[d], cls=_verdict_class(str(r[d]))) for d in datasets] for _, r in t.iterrows()]
+        parts.append(H.table(["method", "verdict", *datasets], rows))
+        sub = runs[runs["model"].astype(str) == model]
+        first = ", ".join(sorted(sub["first_stage"].unique()))
+        header = ["method", "dataset", *(["seed", "fold"] if several else []), "verdict",
+                  "first stage that changes the map", f"normalised similarity after {first} [{conf} CI]", "floor F"]
+        rows = []
+        for _, r in sub.sort_values(["method", "dataset", "seed", "fold"]).iterrows():
+            v = "pass" if r["passed"] else "fail"
+            ci = (f'{H.fmt(r["first_normalised"], 2)} <span class="int">[{H.fmt(r["first_ci_low"], 2)}, '
+                  f'{H.fmt(r["first_ci_high"], 2)}]</span>')
+            rows.append([H.Cell(r["method"], cls="method"), r["dataset"],
+                         *([str(r["seed"]), str(r["fold"])] if several else []), H.Cell(v, cls=v),
+                         r["first_changed_stage"], H.Cell(raw=ci, cls="ci"), H.Cell(H.fmt(r["floor"], 2), cls="num")])
+        parts.append(H.table(header, rows))
     return "".join(parts)
 
 

@@ -2,9 +2,11 @@
 
 Modules, in the order they import each other (each imports only those above it): :mod:`.cache` (the job
 store and keys), :mod:`.suite`, :mod:`.extensions` (hooks a suite adds to the generic jobs), :mod:`.tables`,
-:mod:`.errors`, :mod:`.scoring` (how a job calls the metrics), :mod:`.jobs` (plan and execute one job),
-:mod:`.driver` (the bookkeeping loop, local backend), :mod:`.ray_backend`, :mod:`.runner` (``run_suite``:
-plan, drive, assemble, report); :mod:`.shortcuts` is the shortcut suite's extension, registered here.
+:mod:`.errors`, :mod:`.scoring` (how a job calls the metrics), :mod:`.loading` (the dataset, checkpoint and
+images a job reads), :mod:`.stages` (one runner per stage), :mod:`.sources` (each stage's code version, from
+the modules it imports), :mod:`.jobs` (plan and execute one job), :mod:`.driver` (the bookkeeping loop, local
+backend), :mod:`.ray_backend`, :mod:`.runner` (``run_suite``: plan, drive, assemble, report);
+:mod:`.shortcuts` is the shortcut suite's extension, registered here.
 """
 
 from bench.results import RESULT_COLUMNS, load_results

@@ -4,7 +4,7 @@ A job's outputs live in ``<out>/cache/<stage>/<key>/``. They are written to a te
 first and renamed into place when complete, so a killed run never leaves a partial result where a
 reader would find it; a folder without its ``done.json`` marker is never read (it is swept away on
 the next run). Keys are SHA-256 digests of the job's full resolved configuration and the code
-version of its stage.
+version of its stage (:func:`bench.sweep.sources.code_version`).
 """
 
 from __future__ import annotations
@@ -21,19 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.version import VERSION
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder of the bench package
-
-STAGE_SOURCES = {
-    "train": ("train", "models", "data", "config.py"),
-    "explain": ("attribution",),
-    "score": ("metrics",),
-    "sanity": ("metrics", "attribution"),
-    "report": ("report", "sweep"),  # the run folder's tables and report (not a job: see runner.outputs_key)
-}
-
-
 def stable_json(obj: Any) -> str:
     """Canonical JSON (sorted keys, no spaces) used for hashing configurations."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
@@ -41,30 +28,6 @@ def stable_json(obj: Any) -> str:
 
 def digest(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(stable_json(obj).encode()).hexdigest()[:n]
-
-
-_CODE_VERSIONS: dict[str, str] = {}
-
-
-def code_version(stage: str) -> str:
-    """Hash of the package sources a stage's results depend on (changes when that code changes).
-
-    Command-line front ends (``cli.py``) are left out: they compute nothing a result depends on, and
-    adding a sub-command should not make every cached result stale.
-    """
-    if stage not in _CODE_VERSIONS:
-        root = PACKAGE_ROOT
-        h = hashlib.sha256(VERSION.encode())
-        for part in STAGE_SOURCES[stage]:
-            p = root / part
-            files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-            for f in files:
-                if f.name == "cli.py":
-                    continue
-                h.update(str(f.relative_to(root)).encode())
-                h.update(f.read_bytes())
-        _CODE_VERSIONS[stage] = h.hexdigest()[:12]
-    return _CODE_VERSIONS[stage]
 
 
 class JobStore:

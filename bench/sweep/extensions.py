@@ -13,7 +13,10 @@ does nothing; an extension overrides the ones it needs and registers an instance
     EXTENSIONS.register("my_tables", MyTables())
 
 Hooks run inside the job that calls them, so what they write is cached, resumed and run on Ray with
-the job. A hook must be deterministic: a job's key does not cover which extensions are registered.
+the job. A hook must be deterministic. Every stage's code version (:mod:`bench.sweep.sources`) covers the
+registered extensions' modules (``type(ext).__module__`` and what it imports) when they are part of the
+``bench`` package; an extension registered from outside it is covered by its meta ``version`` (default
+``"0"``: ``EXTENSIONS.register(name, instance, version="2")``), to bump when its code changes.
 """
 
 from __future__ import annotations

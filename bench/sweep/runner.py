@@ -23,11 +23,13 @@ import pandas as pd
 from bench.config import RunConfig, from_dict, to_dict
 from bench.data.selection import pick_per_class
 from bench.results import CLASSIFICATION_COLUMNS, IDENT, RESULT_COLUMNS, RESULT_TYPES
-from bench.sweep.cache import JobStore, code_version, digest, run_lock, write_atomic, write_json
+from bench.sweep.cache import JobStore, digest, run_lock, write_atomic, write_json
 from bench.sweep.driver import LocalBackend, drive
 from bench.sweep.errors import rewrite_errors
 from bench.sweep.extensions import extensions
-from bench.sweep.jobs import Job, dataset_for, plan
+from bench.sweep.jobs import Job, plan
+from bench.sweep.loading import dataset_for
+from bench.sweep.sources import code_version
 from bench.sweep.suite import Suite, load_suite
 from bench.sweep.tables import read_table, stack, write_parquet
 
@@ -174,7 +176,7 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
         elif job.stage == "sanity":
             sanity.append((read_table(d / "sanity.parquet"), {**ident, "method": job.spec["method"]}))
     results = stack(rows)
-    results = results[RESULT_COLUMNS] if results is not None else pd.DataFrame(columns=RESULT_COLUMNS)
+    results = results.reindex(columns=RESULT_COLUMNS) if results is not None else pd.DataFrame(columns=RESULT_COLUMNS)
     results = results.astype(RESULT_TYPES)
     write_parquet(out / "results.parquet", results)
     write_parquet(out / "classification.parquet", pd.DataFrame(classification, columns=CLASSIFICATION_COLUMNS))

@@ -2,6 +2,10 @@
 
 Localisation metrics are called as ``fn(maps (B, H, W), masks (B, H, W), **options)``; deletion and
 insertion as one computation; the randomisation test per method.
+
+Maps are scored as they are: a map with a NaN or infinite pixel, or a constant one, is degenerate (the
+metric's worst value, flagged), as the metrics define it. Images whose explanation failed (the explain job's
+``errors``; their maps are all NaN) are *excluded*: not scored at all, their value NaN and never flagged.
 """
 
 from __future__ import annotations
@@ -12,36 +16,63 @@ import numpy as np
 import pandas as pd
 import torch
 
+DELETION_INSERTION = ("deletion", "insertion")  # what the ``deletion_insertion`` computation yields
+
 
 def score(metric: str, options: dict[str, Any], *, maps: np.ndarray, data, idx: list[int], targets: list[int],
-          model) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], pd.DataFrame | None]:
-    """Score ``maps`` (B, H, W) of images ``data.images[idx]``.
+          model, excluded=None, outputs=None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], pd.DataFrame | None]:
+    """Score ``maps`` (B, H, W) of images ``data.images[idx]`` (targets ``targets``, B class indices).
 
-    Returns ``({metric_name: (values (B,), degenerate (B,))}, curves or None)``. Maps that are NaN
-    (excluded images) are scored as zeros and masked by the caller.
+    ``metric``: a localisation metric, or ``"deletion_insertion"`` (the computation of both faithfulness
+    metrics); ``outputs``: the metrics of that computation to return (default: all it yields);
+    ``excluded``: bool (B,), the images not to score (default: none).
+
+    Returns ``({metric_name: (values (B,) float64, degenerate (B,) bool)}, curves or None)``: excluded
+    images get NaN and False; degenerate maps the metric's worst value and True. ``curves`` (deletion and
+    insertion only): the mean of each requested curve over the images that are neither excluded nor
+    degenerate, one row per step with ``curve, step, fraction, value, n`` (``n``: the images averaged; the
+    values are NaN where ``n`` is 0).
     """
+    n = len(maps)
+    excluded = np.zeros(n, dtype=bool) if excluded is None else np.asarray(excluded, dtype=bool).reshape(n)
+    keep = np.flatnonzero(~excluded)
+    values = np.full(n, np.nan)
+    degenerate = np.zeros(n, dtype=bool)
+    rows = [idx[k] for k in keep]
+    if metric == "deletion_insertion":
+        return _deletion_insertion(options, maps[keep], data.images[rows], np.asarray(targets)[keep], model,
+                                   keep, values, degenerate, list(outputs or DELETION_INSERTION))
     from bench.metrics import METRICS
 
-    finite_maps = np.nan_to_num(maps, nan=0.0)
-    if metric == "deletion_insertion":
-        from bench.metrics import deletion_insertion
+    if keep.size:
+        v, d = METRICS.get(metric)(maps[keep], data.masks[rows].numpy(), return_degenerate=True, **options)
+        values[keep], degenerate[keep] = np.atleast_1d(v), np.atleast_1d(d)
+    return {metric: (values, degenerate)}, None
 
-        device = next(model.parameters()).device
-        res = deletion_insertion(model, data.images[idx].to(device), torch.from_numpy(finite_maps).to(device),
-                                 torch.as_tensor(targets, device=device), **options)
-        steps = res["deletion_curve"].shape[1] - 1
-        frac = np.arange(steps + 1) / steps
-        curves = pd.concat([
-            pd.DataFrame({"curve": name, "step": np.arange(steps + 1), "fraction": frac,
-                          "value": np.asarray(res[f"{name}_curve"]).mean(axis=0), "n": len(idx)})
-            for name in ("deletion", "insertion")
-        ], ignore_index=True)
-        degenerate = np.asarray(res["degenerate"], dtype=bool)
-        return {"deletion": (np.asarray(res["deletion"]), degenerate),
-                "insertion": (np.asarray(res["insertion"]), degenerate)}, curves
-    masks = data.masks[idx].numpy()
-    values, degenerate = METRICS.get(metric)(finite_maps, masks, return_degenerate=True, **options)
-    return {metric: (np.atleast_1d(np.asarray(values, dtype=np.float64)), np.atleast_1d(degenerate))}, None
+
+def _deletion_insertion(options, maps, images, targets, model, keep, values, degenerate, outputs):
+    from bench.metrics import deletion_insertion
+
+    unknown = [o for o in outputs if o not in DELETION_INSERTION]
+    if unknown:
+        raise ValueError(f"deletion_insertion yields {', '.join(DELETION_INSERTION)}, not {', '.join(unknown)}")
+    device = next(model.parameters()).device
+    res = deletion_insertion(model, images.to(device), torch.from_numpy(maps).to(device),
+                             torch.as_tensor(targets, dtype=torch.long, device=device), **options)
+    degenerate[keep] = res["degenerate"]
+    averaged = ~np.asarray(res["degenerate"], dtype=bool)
+    frac = np.asarray(res["fraction"])
+    steps = np.arange(len(frac))
+    rows, curves = {}, []
+    for name in outputs:
+        v = values.copy()
+        v[keep] = res[name]
+        rows[name] = (v, degenerate)
+        chosen = np.asarray(res[f"{name}_curve"])[averaged]
+        mean = chosen.mean(axis=0) if len(chosen) else np.full(len(frac), np.nan)
+        curves.append(pd.DataFrame({"curve": name, "step": steps, "fraction": frac, "value": mean,
+                                    "n": int(averaged.sum())}))
+    return rows, pd.concat(curves, ignore_index=True)
 
 
 def sanity(model, images: torch.Tensor, targets: list[int], method: str, *, layer: str | None,

@@ -23,6 +23,7 @@ columns ``cue_area`` and ``lesion_area``: each mask's share of the image's pixel
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -104,29 +105,47 @@ def explain_selection(cfg: RunConfig, data, index: dict[str, int], train_dir: Pa
     return picked[:max_images], prob_of
 
 
-def cue_scores(metric: str, options: dict[str, Any], maps: np.ndarray, data,
-               idx: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+def cue_scores(metric: str, options: dict[str, Any], maps: np.ndarray, data, idx: list[int],
+               excluded=None) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     """``{metric: (values, degenerate)}`` of ``maps`` against the cue's mask, for a localisation metric on a
-    dataset with cue masks; else None. Images without the cue get NaN (empty mask)."""
-    from bench.metrics import METRICS, localisation_metrics
-
-    if data.confounder_masks is None or metric not in localisation_metrics():
+    dataset with cue masks; else None. Images without the cue get NaN (empty mask). As the score job's own
+    rows: maps are scored as they are (a NaN or infinite pixel makes a map degenerate: worst value, flagged);
+    the ``excluded`` images (bool (B,); their explanation failed) are not scored: NaN, not flagged."""
+    fn = _localisation_metric(metric)
+    if data.confounder_masks is None or fn is None:
         return None
-    masks = data.confounder_masks[idx].numpy()
-    values, degenerate = METRICS.get(metric)(np.nan_to_num(maps, nan=0.0), masks, return_degenerate=True, **options)
-    return {metric: (np.atleast_1d(np.asarray(values, dtype=np.float64)), np.atleast_1d(degenerate))}
+    n = len(maps)
+    keep = np.flatnonzero(~np.asarray(excluded, dtype=bool)) if excluded is not None else np.arange(n)
+    values, degenerate = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if keep.size:
+        masks = data.confounder_masks[[idx[k] for k in keep]].numpy()
+        v, d = fn(maps[keep], masks, return_degenerate=True, **options)
+        values[keep], degenerate[keep] = np.atleast_1d(v), np.atleast_1d(d)
+    return {metric: (values, degenerate)}
+
+
+def _localisation_metric(metric: str):
+    """The function of the localisation metric ``metric`` (``bench.metrics.localisation``), or None.
+
+    Looked up in that module, not in the ``METRICS`` registry: this module's imports are part of every stage's
+    code version (:mod:`bench.sweep.sources`), and the registry's package imports the randomisation test and
+    with it every attribution method, which would make an edit to a method retrain every model.
+    """
+    from bench.metrics import localisation
+
+    fn = getattr(localisation, metric, None) if metric in localisation.__all__ else None
+    return fn if fn is not None and "return_degenerate" in inspect.signature(fn).parameters else None
 
 
 def write_cue_rows(out: Path, metric: str, options: dict[str, Any], maps: np.ndarray, data, idx: list[int],
                    base: pd.DataFrame) -> None:
     """Score job: write ``confounder_rows.parquet`` (the score job's rows, against the cue's mask, plus
     ``cue_area`` and ``lesion_area``: each mask's share of the image's pixels) when :func:`cue_scores` applies."""
-    scores = cue_scores(metric, options, maps, data, idx)
+    scores = cue_scores(metric, options, maps, data, idx, excluded=(base["excluded"] != "").to_numpy())
     if scores is None:
         return
     frame = rows_frame(base, scores)
     frame["cue_area"] = np.tile(data.confounder_masks[idx].flatten(1).float().mean(1).numpy(), len(scores))
-    frame["lesion_area"] = np.tile(data.masks[idx].flatten(1).float().mean(1).numpy(), len(scores))
     frame.to_parquet(Path(out) / CUE_ROWS, index=False)
 
 
@@ -172,7 +191,7 @@ def shortcut_row(run: str, ident: dict[str, Any], cfg: RunConfig, train_dir: Pat
 def write_tables(suite, jobs, store, out: Path) -> None:
     """Write ``shortcuts.parquet`` and ``confounder_results.parquet`` from the stored job outputs (in plan
     order), or remove stale ones when this plan has no phantom with a confounder."""
-    cue_columns = [*RESULT_COLUMNS, "cue_area", "lesion_area"]
+    cue_columns = [*RESULT_COLUMNS, "cue_area"]  # lesion_area is a results column
     rows, cue_rows = [], []
     for job in jobs:
         if not store.done(job.stage, job.key):

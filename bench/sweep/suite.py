@@ -7,6 +7,7 @@ Suite files are data: they are parsed, never executed.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ class Suite:
     seeds: tuple[int, ...] = (0,)
     folds: tuple[int, ...] = ()  # which CV folds to run; () = all folds of data.folds
     methods: tuple[str, ...] = ("grad_cam",)
+    # reference maps scored beside the methods, never ranked (bench.attribution.references): the lesion mask
+    # (oracle), the mask at the explained layer's grid (oracle_grid), or at another layer (oracle_grid@<layer>)
+    references: tuple[str, ...] = ("oracle", "oracle_grid")
     metrics: tuple[str, ...] = ()
     data: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
@@ -86,7 +90,10 @@ def load_suite(name_or_path: str | Path = "quick", overrides: list[str] | tuple[
 
     Overrides address the suite's keys: ``explain.max_images=8``, ``train.epochs=2``,
     ``methods=["grad_cam","centre"]``. Unknown keys and wrong types raise :class:`ConfigError`
-    naming the key and the file. Every method, metric, model and dataset name is checked.
+    naming the key and the file. Every method, metric, model and dataset name is checked, and so is every
+    option that reaches a method (``explain.options``) or a metric (:func:`metric_options`): an option the
+    method or metric does not take is a :class:`ConfigError` that names the file, the method or metric, the
+    bad key and the valid ones.
     """
     p = Path(name_or_path)
     if p.suffix != ".toml":
@@ -97,8 +104,51 @@ def load_suite(name_or_path: str | Path = "quick", overrides: list[str] | tuple[
     raw.setdefault("name", p.stem)
     suite = from_dict(Suite, raw, source=str(p))
     suite = _resolve_all(suite)
+    suite = Suite(**{**suite.__dict__, "source": str(p)})
     _check_names(suite)
-    return Suite(**{**suite.__dict__, "source": str(p)})
+    _check_options(suite)
+    return suite
+
+
+def computed_by(metric: str) -> str:
+    """The computation that yields ``metric`` (deletion and insertion share ``deletion_insertion``)."""
+    from bench.metrics import METRICS
+
+    return METRICS.meta(metric).get("computed_by", metric)
+
+
+def score_jobs(metrics) -> dict[str, list[str]]:
+    """``{computation: [the metrics of ``metrics`` it yields]}`` in the order of ``metrics``: one score job each."""
+    jobs: dict[str, list[str]] = {}
+    for m in metrics:
+        jobs.setdefault(computed_by(m), []).append(m)
+    return jobs
+
+
+def metric_keywords(metric: str) -> set[str]:
+    """The options ``metric`` takes: its meta ``options`` and the keyword-only parameters (but
+    ``return_degenerate``) of the function the sweep calls (its ``computed_by`` computation, if any)."""
+    import bench.metrics
+    from bench.metrics import METRICS
+
+    meta = METRICS.meta(metric)
+    fn = getattr(bench.metrics, meta["computed_by"], None) if "computed_by" in meta else None
+    params = inspect.signature(fn or METRICS.get(metric)).parameters.values()
+    keywords = {p.name for p in params if p.kind == p.KEYWORD_ONLY} - {"return_degenerate"}
+    return set(meta.get("options", {})) | keywords
+
+
+def metric_options(suite: Suite, metric: str) -> dict[str, Any]:
+    """The options the suite's ``[score]`` table gives the metric computation ``metric`` (a localisation
+    metric, or ``deletion_insertion``)."""
+    s = suite.score
+    if metric == "pointing_game":
+        return {"tolerance": s.pointing_tolerance}
+    if metric == "iou":
+        return {"threshold": s.iou_threshold}
+    if metric == "deletion_insertion":
+        return {"steps": s.deletion_steps, "batch_size": s.deletion_batch_size}
+    return {}
 
 
 def _resolve_all(suite: Suite) -> Suite:
@@ -122,7 +172,13 @@ def _check_names(suite: Suite) -> None:
     from bench.metrics import METRICS
     from bench.models import MODELS
 
+    from bench.attribution.references import REFERENCES, is_reference
+
     where = suite.source or suite.name
+    bad = [r for r in suite.references if not is_reference(r)]
+    if bad:
+        raise ConfigError(f"suite {where}: unknown reference {bad}; valid: {', '.join(REFERENCES)}, "
+                          "oracle_grid@<layer>")
     for kind, names, valid in (
         ("method", suite.methods + tuple(suite.score.sanity_methods), available_methods()),
         ("metric", suite.metrics, METRICS.names()),
@@ -134,3 +190,28 @@ def _check_names(suite: Suite) -> None:
     if not suite.datasets:
         raise ConfigError(f"suite {where}: no datasets listed")
     suite.run_config(suite.datasets[0], suite.models[0], suite.seeds[0])  # checks data/model/train keys
+
+
+def _check_options(suite: Suite) -> None:
+    """Every method option of ``explain.options`` and every metric option a method or metric does not take is
+    an error (else it would fail every image of a job, or be ignored)."""
+    from bench.attribution import METHODS
+
+    where = suite.source or suite.name
+    for method, options in suite.explain.options.items():
+        if method not in METHODS:
+            raise ConfigError(f"suite {where}: explain.options names unknown method {method!r}; "
+                              f"valid: {', '.join(METHODS.names())}")
+        if not isinstance(options, dict):
+            raise ConfigError(f"suite {where}: explain.options.{method} must be a table of options, got {options!r}")
+        _unknown_keys(where, f"method {method!r} (explain.options.{method})", options, METHODS.meta(method)["options"])
+    for computation, metrics in score_jobs(suite.metrics).items():
+        what = f"metric {metrics[0]!r}" + (f" (computed by {computation})" if computation != metrics[0] else "")
+        _unknown_keys(where, what, metric_options(suite, computation), metric_keywords(metrics[0]))
+
+
+def _unknown_keys(where: str, what: str, options: dict, valid) -> None:
+    bad = sorted(set(options) - set(valid))
+    if bad:
+        raise ConfigError(f"suite {where}: {what} has no option {', '.join(bad)}; valid options: "
+                          f"{', '.join(sorted(valid)) or 'none'}")

@@ -147,15 +147,33 @@ def test_gaussian_blur_matches_2d_reference_and_keeps_constants():
     assert gaussian_blur(small, 11, 5.0).shape == small.shape
 
 
-def test_degenerate_maps_are_flagged_and_constant_map_deletes_row_major(net):
-    images = torch.rand(2, 3, 6, 6)
-    sal = torch.rand(2, 6, 6)
-    sal[1] = 0.0
-    out = deletion_insertion(net, images, sal, 0, steps=3)
-    assert out["degenerate"].tolist() == [False, True]
-    rowmajor = torch.arange(36, 0, -1, dtype=torch.float32).reshape(1, 6, 6)  # same order as ties
-    ref = deletion_insertion(net, images[1:], rowmajor, 0, steps=3)
-    np.testing.assert_allclose(out["deletion_curve"][1], ref["deletion_curve"][0], rtol=1e-6)
+@pytest.mark.parametrize("bad", ["zeros", "constant", "one nan pixel", "one inf pixel", "all nan"])
+def test_degenerate_maps_score_the_worst_values_and_have_no_curves(net, bad):
+    images = torch.rand(3, 3, 6, 6)
+    sal = torch.rand(3, 6, 6)
+    if bad == "zeros":
+        sal[1] = 0.0
+    elif bad == "constant":
+        sal[1] = 0.4
+    elif bad == "one nan pixel":
+        sal[1, 2, 3] = float("nan")
+    elif bad == "one inf pixel":
+        sal[1, 0, 0] = float("inf")
+    else:
+        sal[1] = float("nan")
+    out = deletion_insertion(net, images, sal, 0, steps=3, batch_size=2)
+    assert out["degenerate"].tolist() == [False, True, False]
+    assert out["deletion"][1] == 1.0 and out["insertion"][1] == 0.0  # the worst values (range (0, 1))
+    assert np.isnan(out["deletion_curve"][1]).all() and np.isnan(out["insertion_curve"][1]).all()
+    ok = deletion_insertion(net, images[[0, 2]], sal[[0, 2]], 0, steps=3)  # the others as without it
+    for key in ("deletion", "insertion", "deletion_curve", "insertion_curve"):
+        np.testing.assert_allclose(out[key][[0, 2]], ok[key], rtol=1e-6)
+    sub = torch.rand(3, 3, 6, 6)  # a per-image substrate follows its image
+    a = deletion_insertion(net, images, sal, 0, steps=3, substrate=sub, batch_size=1)
+    b = deletion_insertion(net, images[[0, 2]], sal[[0, 2]], 0, steps=3, substrate=sub[[0, 2]])
+    np.testing.assert_allclose(a["deletion"][[0, 2]], b["deletion"], rtol=1e-6)
+    every = deletion_insertion(net, images, torch.zeros(3, 6, 6), 0, steps=3)  # nothing left to compute
+    assert every["deletion"].tolist() == [1.0] * 3 and every["insertion"].tolist() == [0.0] * 3
 
 
 def test_constant_substrate_and_errors(net):

@@ -31,7 +31,7 @@ FAILS = "RuntimeError: simulated: the method cannot explain this image"
 
 
 def _overrides(root: Path) -> list[str]:
-    return [f"data.root='{root}'", 'methods=["saliency","centre"]', 'metrics=["pointing_game","iou"]',
+    return [f"data.root='{root}'", 'methods=["saliency","centre"]', "references=[]", 'metrics=["pointing_game","iou"]',
             "score.sanity_methods=[]", "train.epochs=1", "explain.max_images=6", "report.bootstrap=50"]
 
 
@@ -47,7 +47,7 @@ class Faults:
 
     def __init__(self, root: Path) -> None:
         from bench.sweep import load_suite
-        from bench.sweep.jobs import dataset_for, select_images
+        from bench.sweep.loading import dataset_for, select_images
 
         suite = load_suite("smoke", _overrides(root))
         cfg = suite.run_config(BAD_DATASET, suite.models[0], suite.seeds[0])

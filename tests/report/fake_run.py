@@ -84,16 +84,22 @@ def fake_curves() -> pd.DataFrame:
 
 
 def fake_sanity() -> pd.DataFrame:
-    rows = []
+    """Tables of the randomisation test built by the metric's own :func:`stage_table` from made-up
+    per-image similarities (abs Spearman; the other three copy it): grad_cam changes at the head (passes),
+    guided_backprop only near the input (fails), score_cam passes on the first dataset only."""
+    from bench.metrics.sanity import SIMILARITIES, stage_table
+
     stages = ["trained", "head", "block5", "block4", "block3"]
-    for dataset in list(DATASETS)[:2]:
-        for method, falls in (("grad_cam", 0.35), ("guided_backprop", 0.0), ("score_cam", 0.25)):
-            for k, stage in enumerate(stages):
-                sim = 1.0 if k == 0 else (max(0.05, 1 - falls * k) if falls else 0.9)
-                rows.append(dict(dataset=dataset, model="ff_vgg19", seed=0, fold=0, method=method, stage=stage,
-                                 stage_index=k, spearman=sim, ssim=sim * 0.9, baseline_spearman=0.1,
-                                 baseline_ssim=0.08, passed=bool(falls)))
-    return pd.DataFrame(rows)
+    curves = {"grad_cam": [0.05, 0.04, 0.03, 0.02], "guided_backprop": [0.99, 0.97, 0.9, 0.3]}
+    tables = []
+    rng = np.random.default_rng(0)
+    for j, dataset in enumerate(list(DATASETS)[:2]):
+        score_cam = [0.1, 0.08, 0.05, 0.05] if j == 0 else [0.7, 0.3, 0.1, 0.05]
+        for method, means in (*curves.items(), ("score_cam", score_cam)):
+            sim = np.vstack([np.ones(8), np.asarray(means)[:, None] + rng.normal(0, 0.03, (4, 8))])
+            t = stage_table({m: sim for m in SIMILARITIES}, stages, n_resamples=RESAMPLES, seed=0)
+            tables.append(t.assign(dataset=dataset, model="ff_vgg19", seed=0, fold=0, method=method))
+    return pd.concat(tables, ignore_index=True)
 
 
 def fake_gallery(path: Path, classes: list[str], k: int = 4, size: int = 24, seed: int = 0) -> None:

@@ -64,7 +64,7 @@ def write_run(run) -> None:
                                          "cue_area": AREA["cue"], "lesion_area": AREA["lesion"]})
     pd.DataFrame(sc, columns=SHORTCUT_COLUMNS).to_parquet(run / "shortcuts.parquet")
     pd.DataFrame(lesion, columns=RESULT_COLUMNS).to_parquet(run / "results.parquet")
-    cue_columns = [*RESULT_COLUMNS, "cue_area", "lesion_area"]
+    cue_columns = [*RESULT_COLUMNS, "cue_area"]  # lesion_area is a results column
     pd.DataFrame(cue, columns=cue_columns).to_parquet(run / "confounder_results.parquet")
 
 
