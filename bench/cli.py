@@ -19,6 +19,7 @@ STAGE_CLIS = (
     "bench.attribution.cli",
     "bench.sweep.cli",
     "bench.report.cli",
+    "bench.registry_cli",  # bench list: reads every registry, belongs to no stage
 )
 
 

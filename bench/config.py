@@ -30,7 +30,7 @@ class DataConfig:
     """Which dataset and how its images are fed to the model."""
 
     dataset: str = "synthetic-lidc_idri"
-    root: str = ""  # data root; "" = the default (BENCH_DATA_ROOT or <repo>/datasets)
+    root: str = ""  # data root; "" = the default (BENCH_DATA_ROOT, else <repo>/datasets or ./datasets)
     image_size: int = 64  # square side in pixels the images and masks are resized to
     phantom_seed: int = 0  # phantoms: generator seed (fixed across training seeds: one dataset, many runs)
     phantom_scale: float = 0.2  # phantoms: fraction of the paper's Table 1 counts

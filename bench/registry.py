@@ -73,6 +73,11 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def aliases(self, name: str) -> list[str]:
+        """The aliases of ``name`` (or of the name an alias stands for), sorted."""
+        canonical = self.canonical(name)
+        return sorted(a for a, n in self._aliases.items() if n == canonical)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries or name in self._aliases
 

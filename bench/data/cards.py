@@ -1,4 +1,5 @@
-"""Dataset cards: one TOML file per dataset (``datasets/<key>.toml``), read into a frozen
+"""Dataset cards: one TOML file per dataset (``<key>.toml``: the seven seed cards in ``bench/cards/``, a
+user's own in the data root, which is searched first), read into a frozen
 :class:`DatasetCard`.
 
 A card says what the dataset is (title, modality, citation, licence), its classes in a fixed order
@@ -148,7 +149,7 @@ def read_card(path: str | os.PathLike) -> DatasetCard:
 def card_registry(root: str | os.PathLike = "") -> Registry[Path]:
     """``Registry`` of card key (and aliases) -> card file, from :func:`bench.data.paths.card_dirs`.
 
-    A card in the data root shadows a repository card of the same key. An alias that clashes with
+    A card in the data root shadows a packaged card (``bench/cards/``) of the same key. An alias that clashes with
     another card's key or alias is an error naming both files.
     """
     reg: Registry[Path] = Registry("dataset")

@@ -86,7 +86,8 @@ def cmd_prepare(args) -> int:
 def add_commands(sub) -> None:
     """Add ``datasets``, ``validate`` and ``prepare`` to the ``bench`` sub-command parsers."""
     p = sub.add_parser("datasets", help="list the dataset cards and what is prepared on disk")
-    p.add_argument("--root", default="", help="data root (default: BENCH_DATA_ROOT or <repo>/datasets)")
+    p.add_argument("--root", default="", help="data root (default: BENCH_DATA_ROOT, "
+                   "else <repo>/datasets in a checkout, else ./datasets)")
     p.set_defaults(handler=cmd_datasets)
 
     p = sub.add_parser("validate", help="check a prepared dataset and list every problem (exit 1 if any)")

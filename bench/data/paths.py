@@ -1,10 +1,15 @@
 """Where prepared datasets, reference masks and dataset cards live.
 
-Data root ``R``: the ``root`` argument, else the environment variable ``BENCH_DATA_ROOT``, else
-``<repo>/datasets``. Masks root ``M``: ``BENCH_MASK_ROOT``, else ``<R>/../reference_masks``.
-A prepared dataset ``key`` is the folder ``R/<key>/`` (``manifest.csv`` + images); its reference
-masks are under ``M/<key>/``. Cards (``<key>.toml``) are read from ``R`` first, then from the
-repository's ``datasets/`` folder, so a user with their own data root can keep their cards there.
+Data root ``R``: the ``root`` argument, else the environment variable ``BENCH_DATA_ROOT``, else the
+default: ``<repo>/datasets`` when ``bench`` is imported from a source checkout (an editable install of
+the repository: ``make bench`` writes there), else ``./datasets`` of the current directory (an installed
+package must never write into ``site-packages``). Masks root ``M``: ``BENCH_MASK_ROOT``, else
+``<R>/../reference_masks``. A prepared dataset ``key`` is the folder ``R/<key>/`` (``manifest.csv`` +
+images); its reference masks are under ``M/<key>/``.
+
+Cards (``<key>.toml``) are read from ``R`` first, then from the seven seed cards shipped inside the
+package (``bench/cards/``), so a user keeps their own cards beside their data and a card in ``R``
+shadows a packaged card of the same key.
 """
 
 from __future__ import annotations
@@ -12,10 +17,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CARDS_DIR = REPO_ROOT / "datasets"  # the seven seed cards ship here
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the ``bench`` package
+CARDS_DIR = PACKAGE_DIR / "cards"  # the seven seed cards ship here (package data)
 MANIFEST = "manifest.csv"
 INFO = "prepared.json"  # written by ``prepare``: what made this folder, with which options
+
+
+def source_checkout() -> Path | None:
+    """The repository folder when ``bench`` is imported from a source checkout, else ``None``.
+
+    A checkout is recognised by ``pyproject.toml`` beside the package folder; an installed package
+    (``site-packages/bench``) has none there.
+    """
+    repo = PACKAGE_DIR.parent
+    return repo if (repo / "pyproject.toml").is_file() else None
+
+
+def default_data_root() -> Path:
+    """``R`` when neither ``root`` nor ``BENCH_DATA_ROOT`` is given (see the module docstring)."""
+    repo = source_checkout()
+    return repo / "datasets" if repo is not None else Path.cwd() / "datasets"
 
 
 def data_root(root: str | os.PathLike = "") -> Path:
@@ -23,7 +44,7 @@ def data_root(root: str | os.PathLike = "") -> Path:
     if str(root):
         return Path(root).expanduser()
     env = os.environ.get("BENCH_DATA_ROOT", "")
-    return Path(env).expanduser() if env else REPO_ROOT / "datasets"
+    return Path(env).expanduser() if env else default_data_root()
 
 
 def masks_root(root: str | os.PathLike = "") -> Path:
@@ -45,7 +66,7 @@ def masks_dir(key: str, root: str | os.PathLike = "") -> Path:
 
 
 def card_dirs(root: str | os.PathLike = "") -> list[Path]:
-    """Folders searched for ``<key>.toml`` cards, first match wins: ``R``, then ``<repo>/datasets``."""
+    """Folders searched for ``<key>.toml`` cards, first match wins: ``R``, then the packaged ``bench/cards``."""
     dirs = [data_root(root), CARDS_DIR]
     out: list[Path] = []
     for d in dirs:

@@ -358,13 +358,17 @@ def _resampled(
     return pd.DataFrame(out).reindex(columns=cols), samples
 
 
+MIN_SPAN = 0.1  # the least ceiling - floor (metric units, all metrics in [0, 1]) the relative view is given for
+
+
 def _relative(methods: list[str], point: np.ndarray, resampled: np.ndarray, dirn: str,
               confidence: float) -> list[dict]:
     """Per method, its place between the best model-blind baseline (0) and the oracle at its own resolution
     (1): ``(mean - floor) / (ceiling - floor)``, with the floor the best of ``MODEL_BLIND`` by the metric's
     direction and the ceiling :func:`bench.report.reference.ceiling_of` the method; the CI from the same
     resamples (``resampled`` (B, M) means). NaN for the oracles, when the floor or ceiling was not run, or
-    when the ceiling is not better than the floor (the metric cannot tell a perfect map from a blind one)."""
+    when the ceiling is better than the floor by less than :data:`MIN_SPAN` (on the metric's 0-1 scale: there
+    the metric can hardly tell a perfect map from a blind one, and the ratio would magnify noise)."""
     col = {m: i for i, m in enumerate(methods)}
     blind = [col[b] for b in MODEL_BLIND if b in col]
     out = []
@@ -384,8 +388,8 @@ def _relative(methods: list[str], point: np.ndarray, resampled: np.ndarray, dirn
                 span_p, span_b = -span_p, -span_b
             gap_p = (point[i] - floor_p) * (1 if dirn == "higher" else -1)
             gap_b = (resampled[:, i] - floor_b) * (1 if dirn == "higher" else -1)
-            rel_p = gap_p / span_p if span_p > 0 else np.nan
-            rel_b = np.where(span_b > 0, gap_b / span_b, np.nan)
+            rel_p = gap_p / span_p if span_p >= MIN_SPAN else np.nan
+            rel_b = np.where(span_b >= MIN_SPAN, gap_b / span_b, np.nan)
         if np.isfinite(rel_p):
             lo, hi = _interval(rel_b[:, None], confidence, np.array([rel_p]))
             row.update(relative=float(rel_p), relative_low=float(lo[0]), relative_high=float(hi[0]))
@@ -642,7 +646,8 @@ RELATIVE_NOTE = (
     "bootstrap CI. It separates 'the method misses the lesion' from 'no map at this resolution can hit "
     "it'. The overall ranking uses the raw means, not this view: it answers which map points at the lesion "
     "best as the user gets it, whatever limits it; the relative view says how much of its own resolution's "
-    "room a method uses."
+    "room a method uses. '-' where the ceiling beats the best blind map by less than 0.1 (the metric cannot "
+    "tell them apart there)."
 )
 
 

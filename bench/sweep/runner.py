@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.config import RunConfig, from_dict, to_dict
+from bench.data.paths import source_checkout
 from bench.data.selection import pick_per_class
 from bench.results import CLASSIFICATION_COLUMNS, IDENT, RESULT_COLUMNS, RESULT_TYPES
 from bench.sweep.cache import JobStore, digest, run_lock, write_atomic, write_json
@@ -220,7 +221,9 @@ def _write_galleries(suite: Suite, jobs: list[Job], store: JobStore, out: Path) 
 
 def _git_revision() -> str:
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = source_checkout()  # an installed package has no revision of its own
+        if root is None:
+            return ""
         return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):

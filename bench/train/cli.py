@@ -41,7 +41,8 @@ def add_commands(sub) -> None:
     p.add_argument("--preset", default="quick", help="smoke, quick, paper, or a TOML file (default: quick)")
     p.add_argument("--model", default=None, help="model name (default: the preset's, ff_vgg19)")
     p.add_argument("--fold", type=int, default=0, help="cross-validation fold to train (default 0)")
-    p.add_argument("--root", default=None, help="data root (default: BENCH_DATA_ROOT or ./datasets)")
+    p.add_argument("--root", default=None, help="data root (default: BENCH_DATA_ROOT, "
+                   "else <repo>/datasets in a checkout, else ./datasets)")
     p.add_argument("--out", default=None, help="output folder (default reports/train/<dataset>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.set_defaults(handler=cmd_train)

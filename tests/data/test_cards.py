@@ -71,6 +71,6 @@ def test_user_card_in_data_root_and_errors_name_key_and_file(root):
 def test_an_alias_claimed_by_two_cards_names_both_files(root):
     (root / "aaa.toml").write_text('key = "aaa"\ntitle = "A"\nmodality = "x"\nclasses = ["a", "b"]\n'
                                    'counts = [1, 1]\npositive = "a"\naliases = ["mnist"]\n')
-    # the user's data root is searched first, so the repository's card is the one found to clash
+    # the user's data root is searched first, so the packaged card is the one found to clash
     with pytest.raises(CardError, match=r"ham10000\.toml: aliases: 'mnist' is already claimed \(by .*aaa\.toml\)"):
         list_cards(root)

@@ -12,16 +12,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def snapshot_code(dest: Path) -> Path:
-    """Copy the ``bench`` package and the seed cards to ``dest`` and return it.
+    """Copy the ``bench`` package (the seed cards ship inside it, ``bench/cards/``) to ``dest`` and return it.
 
     The subprocess runs import ``bench`` from there (``bench_env(code)``), so every run of a session uses
     the same code even while someone edits the working tree: the job keys hash the sources, and an
     edit between two runs would (rightly) recompute, and may change, results.
     """
     shutil.copytree(REPO / "bench", dest / "bench", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (dest / "datasets").mkdir()
-    for card in (REPO / "datasets").glob("*.toml"):
-        shutil.copy2(card, dest / "datasets" / card.name)
     return dest
 
 

@@ -336,3 +336,10 @@ def test_scores_are_split_by_lesion_size_against_the_methods_grid():
     assert "smaller than one cell" in leaderboard_markdown(b)
     plain = leaderboard(known_results(), n_resamples=50)  # no area columns: NaN means, zero counts
     assert (plain["n_small"] == 0).all() and plain["mean_large"].isna().all()
+
+
+def test_no_relative_view_where_the_ceiling_hardly_beats_the_blind_maps():
+    levels = {**LEVELS, "oracle": (0.35, 0.0), "oracle_grid": (0.34, 0.2)}  # iou: ceiling 0.35 vs centre 0.30
+    b = leaderboard(known_results(levels=levels), n_resamples=100)
+    assert math.isnan(row(b, "good", "iou")["relative"]) and math.isnan(row(b, "grad_cam", "iou")["relative"])
+    assert np.isfinite(row(b, "grad_cam", "deletion")["relative"])  # deletion: 0.5 -> 0.2 is room enough
