@@ -29,8 +29,9 @@ def test_gallery_figure_of_explained_maps(tmp_path, images):
     assert (tmp_path / "g.png").read_bytes()[:8] == PNG
     from PIL import Image
 
-    w, h = Image.open(tmp_path / "g.png").size
-    assert w > h  # 3 columns (image, a, b), 3 rows
+    assert Image.open(tmp_path / "g.png").size[0] > 0
+    tiles = fig.axes[0].images[0].get_array()
+    assert tiles.shape == (3 * (96 + 4), 3 * (96 + 4), 3)  # 3 rows x 3 columns (image, a, b): 96 px tiles, 4 px gaps
 
 
 def test_pick_per_class_prefers_images_with_masks():
