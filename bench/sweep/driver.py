@@ -28,8 +28,9 @@ from bench.sweep.jobs import Job, execute
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one job ended: ``status`` "ok", "failed" or "skipped" (a job it depends on failed: ``blocked``
-    names that job's key); ``seconds`` it ran; ``error`` and ``traceback`` of a failure."""
+    """How one job ended: ``status`` "ok", "failed", "skipped" (a job it depends on failed: ``blocked``
+    names that job's key) or "cached" (another process stored it meanwhile: nothing ran); ``seconds`` it
+    ran; ``error`` and ``traceback`` of a failure."""
 
     status: str
     seconds: float = 0.0
@@ -86,6 +87,8 @@ def drive(jobs: list[Job], store: JobStore, out: Path, backend, progress: bool |
         for job, res in backend.run(todo, failed, shown):
             if res.status == "ok":
                 ran[job.stage] += 1
+            elif res.status == "cached":
+                pass
             elif res.status == "skipped":
                 failed.add(job.key)
                 log_error(out, job, f"skipped: a job it depends on failed ({res.blocked})")
@@ -93,7 +96,7 @@ def drive(jobs: list[Job], store: JobStore, out: Path, backend, progress: bool |
                 failed.add(job.key)
                 log_error(out, job, res.error, tb=res.traceback)
                 print(f"bench: job failed: {job.label}: {res.error}", file=sys.stderr, flush=True)
-            if res.status != "skipped":
+            if res.status in ("ok", "failed"):
                 seconds[job.stage] += res.seconds
             shown.finished(job, backend.status())
     finally:

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 
 from bench.config import to_dict
 from bench.sweep.cache import JobStore, digest, write_json
-from bench.sweep.loading import dataset_for, select_images
 from bench.sweep.sources import code_version
 from bench.sweep.stages import explain as explain_stage
 from bench.sweep.stages import sanity as sanity_stage
 from bench.sweep.stages import score as score_stage
 from bench.sweep.stages import train as train_stage
-from bench.sweep.suite import Suite, computed_by, metric_options, score_jobs
+from bench.sweep.suite import Suite, metric_options, score_jobs
 
 # stage -> its runner, ``run(spec, inputs, out, label)`` (see bench.sweep.stages)
 RUNNERS = {"train": train_stage.run, "explain": explain_stage.run, "score": score_stage.run, "sanity": sanity_stage.run}
@@ -98,5 +97,4 @@ def execute(job: Job, store: JobStore) -> None:
         write_json(out / "timing.json", {"seconds": time.perf_counter() - t0})
 
 
-__all__ = ["RUNNERS", "Job", "computed_by", "dataset_for", "execute", "metric_options", "plan", "score_jobs",
-           "select_images"]
+__all__ = ["RUNNERS", "Job", "execute", "plan"]

@@ -264,6 +264,8 @@ class RayExecutor:
             return Outcome("failed", error=f"{type(exc).__name__}: {exc}")
         if res["status"] == "skipped":
             return Outcome("skipped", blocked=res["blocked"])
+        if res["status"] == "cached":  # stored by another process meanwhile: nothing ran (not counted)
+            return Outcome("cached")
         if res["status"] == "failed":
             return Outcome("failed", res.get("seconds", 0.0), res["error"], res.get("traceback", ""))
         return Outcome("ok", res.get("seconds", 0.0))
