@@ -7,6 +7,9 @@ package must never write into ``site-packages``). Masks root ``M``: ``BENCH_MASK
 ``<R>/../reference_masks``. A prepared dataset ``key`` is the folder ``R/<key>/`` (``manifest.csv`` +
 images); its reference masks are under ``M/<key>/``.
 
+Decoded caches (:mod:`bench.data.cache`): ``R/<key>/.cache/``, or ``$BENCH_CACHE_ROOT/<key>-<hash of R/<key>>/``
+when that variable is set (a read-only data root, or a faster disk for the caches).
+
 Cards (``<key>.toml``) are read from ``R`` first, then from the seven seed cards shipped inside the
 package (``bench/cards/``), so a user keeps their own cards beside their data and a card in ``R``
 shadows a packaged card of the same key.
@@ -14,6 +17,7 @@ shadows a packaged card of the same key.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -63,6 +67,18 @@ def dataset_dir(key: str, root: str | os.PathLike = "") -> Path:
 def masks_dir(key: str, root: str | os.PathLike = "") -> Path:
     """``M/<key>``: the reference masks of dataset ``key`` (``mask`` column paths are relative to it)."""
     return masks_root(root) / key
+
+
+def cache_dir(key: str, root: str | os.PathLike = "") -> Path:
+    """Where the decoded caches of dataset ``key`` live: ``R/<key>/.cache``, else (``BENCH_CACHE_ROOT`` set)
+    ``$BENCH_CACHE_ROOT/<key>-<first 12 hex digits of the sha1 of the resolved R/<key>>`` (two data roots with
+    the same key never share one)."""
+    ddir = dataset_dir(key, root)
+    env = os.environ.get("BENCH_CACHE_ROOT", "")
+    if not env:
+        return ddir / ".cache"
+    tag = hashlib.sha1(str(ddir.resolve()).encode()).hexdigest()[:12]
+    return Path(env).expanduser() / f"{key}-{tag}"
 
 
 def card_dirs(root: str | os.PathLike = "") -> list[Path]:

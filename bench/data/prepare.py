@@ -22,10 +22,11 @@ from bench.data.cards import canonical_key, load_card, split_confounder, split_k
 from bench.data.paths import INFO, MANIFEST, data_root, dataset_dir, masks_dir
 
 @contextlib.contextmanager
-def _lock(path: Path, timeout: float = 900.0):
-    """Hold an exclusive ``flock`` on ``path``: the kernel releases it when the holder dies, even by
-    SIGKILL, so a killed ``prepare`` never blocks the next one. The file itself is left in place
-    (unlinking it would let a waiter lock a stale inode while a newcomer locks a fresh one)."""
+def file_lock(path: Path, timeout: float = 900.0):
+    """Hold an exclusive ``flock`` on ``path`` (``prepare``'s lock, and the decoded cache's build lock): the
+    kernel releases it when the holder dies, even by SIGKILL, so a killed ``prepare`` never blocks the next
+    one. The file itself is left in place (unlinking it would let a waiter lock a stale inode while a
+    newcomer locks a fresh one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with open(path, "a+") as fh:
@@ -35,8 +36,9 @@ def _lock(path: Path, timeout: float = 900.0):
                 break
             except BlockingIOError:
                 if time.monotonic() - t0 > timeout:
-                    raise TimeoutError(f"{path} is held by another `bench prepare` of the same dataset "
-                                       f"for over {timeout:.0f} s; wait for it to finish") from None
+                    raise TimeoutError(f"{path} is held by another process (a `bench prepare` of the same dataset, "
+                                       f"or a build of its decoded cache) for over {timeout:.0f} s; wait for "
+                                       "it to finish") from None
                 time.sleep(0.2)
         fh.seek(0)
         fh.truncate()
@@ -186,7 +188,7 @@ def prepare(
         raise ValueError(f"prepare {ckey!r}: a real dataset needs --raw DIR (the public layout: "
                          f"{card.raw_layout.strip().splitlines()[0] if card.raw_layout.strip() else 'see its card'}); "
                          f"or use synthetic-{ckey} for its phantom")
-    with _lock(lock):
+    with file_lock(lock):
         if synthetic and not force and _up_to_date(ckey, root, opts, final):
             return final  # prepared by another process meanwhile
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")

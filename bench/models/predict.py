@@ -13,12 +13,19 @@ def predict_proba(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1
     """Softmax probabilities ``(N, C)`` float64 of ``images`` ``(N, 3, H, W)``; model left in eval mode.
 
     The softmax is taken in the model's dtype (float32) and then widened to float64. ``device``:
-    None = the device of the model's first parameter; batches of ``batch_size`` are moved there.
+    None = the device of the model's first parameter; batches of ``batch_size`` are moved there. ``images``
+    may also be an image set's images read on demand (anything with ``batch(rows, device)``, e.g.
+    :class:`bench.data.arrays.ImageArray`): each batch is then read and made float on ``device``.
     """
     device = device or next(model.parameters()).device
     model.eval()
-    out = [F.softmax(model(images[i : i + batch_size].to(device)), dim=1).double().cpu()
-           for i in range(0, len(images), batch_size)]
+    read = getattr(images, "batch", None)
+
+    def batch(i: int) -> torch.Tensor:
+        rows = slice(i, i + batch_size)
+        return read(rows, device) if callable(read) else images[rows].to(device)
+
+    out = [F.softmax(model(batch(i)), dim=1).double().cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.num_classes))
 
 

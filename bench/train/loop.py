@@ -8,6 +8,10 @@ draws, optimiser steps and scheduler steps below is part of that promise); on CU
 with ``train.deterministic`` (:func:`bench.device.set_deterministic`, the default). ``train.autocast``
 ("bf16" | "fp16", CUDA only) runs the forward passes and the loss under ``torch.autocast`` (fp16 with a
 ``torch.amp.GradScaler``); the weights and the optimiser stay float32.
+
+Images come from the dataset's decoded cache, one batch at a time (:mod:`bench.data.batches`: a DataLoader with
+``data.workers`` processes, pinned memory on CUDA), as uint8 made float on the device; the batch order is the
+seeded permutation below, so the weights do not depend on the number of workers.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig, TrainConfig
+from bench.data.arrays import take_rows, to_float_images
+from bench.data.batches import BatchList, ImageRows, batch_loader, ordered_batches
 from bench.device import autocast_dtype, resolve_device, set_deterministic, set_threads
 from bench.metrics.classification import classification_report
 from bench.models.predict import predict_proba
@@ -54,9 +60,10 @@ def _autocast(device, dtype: torch.dtype | None):
 def validation_loss(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device, batch_size: int, amp=None
 ) -> tuple[float, float]:
-    """``(cross-entropy, accuracy)`` of ``model`` on ``images`` (CPU tensors; batches are moved to
-    ``device`` and evaluated without gradients, under autocast in ``amp`` if given); both NaN when there
-    are none."""
+    """``(cross-entropy, accuracy)`` of ``model`` on ``images`` (a float tensor ``(N, 3, H, W)`` or an image set's
+    :class:`bench.data.arrays.ImageArray`) and ``labels`` (N,): batches are moved to ``device`` (made float
+    there) and evaluated without gradients, under autocast in ``amp`` if given; both NaN when there are
+    none."""
     with _autocast(device, amp):
         probs = predict_proba(model, images, batch_size=batch_size, device=device)
     if len(probs) == 0:
@@ -103,11 +110,11 @@ def fit(
         )
 
     run = _Run.start(cfg, len(class_names), len(split.train), device, amp)
-    history = run.train(data.images[split.train], labels[split.train], data.images[split.val], labels[split.val],
+    history = run.train(data.images, labels, split.train, split.val,
                         show=sys.stderr.isatty() if progress is None else progress)
     model = run.model
     y_test = labels[split.test].numpy()
-    probs, metrics = _evaluate_test(model, data, data.images[split.test], y_test, cfg, device, amp)
+    probs, metrics = _evaluate_test(model, data, take_rows(data.images, split.test), y_test, cfg, device, amp)
     result = TrainResult(
         model=model, config=cfg, class_names=class_names, metrics=metrics, split=split,
         test_ids=[data.ids[i] for i in split.test], test_labels=y_test, test_probs=probs,
@@ -159,14 +166,19 @@ class _Run:
         sched = lr_scheduler(opt, cfg.train, steps_per_epoch=-(-n_train // cfg.train.batch_size))
         return cls(cfg, model, opt, sched, gen, device, amp)
 
-    def train(self, x_train, y_train, x_val, y_val, *, show: bool) -> list[dict[str, float]]:
-        """Epochs until ``train.epochs``, early stopping or ``train.max_steps``; the model ends with the
-        best epoch's weights, in eval mode. Returns the history (one dict per epoch)."""
+    def train(self, images, labels: torch.Tensor, train_rows, val_rows, *, show: bool) -> list[dict[str, float]]:
+        """Epochs until ``train.epochs``, early stopping or ``train.max_steps``, on the rows ``train_rows`` of
+        ``images`` (an image set's images; ``labels`` (N,) int64 of all rows), validated on ``val_rows``; the
+        model ends with the best epoch's weights, in eval mode. Returns the history (one dict per epoch)."""
         cfg, bs = self.cfg, self.cfg.train.batch_size
         best = _BestWeights(cfg.train.patience, cfg.train.min_epochs)
         history: list[dict[str, float]] = []
+        x_val, y_val = take_rows(images, val_rows), labels[val_rows]
+        batches = BatchList()
+        loader = batch_loader(ImageRows(images), batches, workers=cfg.data.workers,
+                              pin_memory=self.device.type == "cuda")
         for epoch in range(cfg.train.epochs):
-            seen, loss_sum, seconds = self.epoch(x_train, y_train, epoch, show=show)
+            seen, loss_sum, seconds = self.epoch(loader, batches, train_rows, labels, epoch, show=show)
             val_loss, val_acc = validation_loss(self.model, x_val, y_val, self.device, 4 * bs, self.amp)
             if len(x_val) and not math.isfinite(val_loss):  # a finite training loss, then weights blown up
                 raise RuntimeError(
@@ -185,28 +197,32 @@ class _Run:
         self.model.eval()
         return history
 
-    def epoch(self, x_train, y_train, epoch: int, *, show: bool) -> tuple[int, float, float]:
-        """One pass over the training images in a fresh random order: ``(images seen, summed loss, seconds)``."""
+    def epoch(self, loader, batches: BatchList, train_rows, labels: torch.Tensor, epoch: int, *,
+              show: bool) -> tuple[int, float, float]:
+        """One pass over the training rows in a fresh random order, read by ``loader`` (its batch list
+        ``batches`` is set here): ``(images seen, summed loss, seconds)``."""
         cfg, model, bs = self.cfg, self.model, self.cfg.train.batch_size
         model.train()
-        order = torch.randperm(len(x_train), generator=self.gen)
+        order = torch.randperm(len(train_rows), generator=self.gen)
         if len(order) % bs == 1:  # BatchNorm cannot train on a batch of one
             order = order[:-1]
+        batches.batches = ordered_batches(train_rows, order, bs)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
-        bar = tqdm(range(0, len(order), bs), desc=f"{cfg.data.dataset} epoch {epoch + 1}/{cfg.train.epochs}",
+        bar = tqdm(loader, total=len(batches), desc=f"{cfg.data.dataset} epoch {epoch + 1}/{cfg.train.epochs}",
                    disable=not show, leave=False, unit="batch")
-        for i in bar:
-            idx = order[i : i + bs]
-            loss = self._step(x_train[idx], y_train[idx], epoch)
-            seen += len(idx)
-            loss_sum += loss.item() * len(idx)
+        for batch in bar:
+            rows = batch["rows"]
+            loss = self._step(to_float_images(batch["images"], self.device), labels[rows], epoch)
+            seen += len(rows)
+            loss_sum += loss.item() * len(rows)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if self._out_of_steps():
                 break
         return seen, loss_sum, time.perf_counter() - t0
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> torch.Tensor:
-        """One optimiser (and scheduler) step on a batch (augmented first if ``data.augment``); its loss."""
+        """One optimiser (and scheduler) step on a batch (float, on the device; augmented first if
+        ``data.augment``); its loss."""
         cfg = self.cfg
         if cfg.data.augment:
             xb, _ = augment_batch(xb, None, self.gen)

@@ -26,18 +26,6 @@ def test_load_contract_shapes_and_values(toy):
     assert ds.subset(torch.tensor([True, False, False, True])).ids == ["img0", "img3"]
 
 
-def test_cache_is_used_and_invalidated(toy, save):
-    a = load_dataset("toy", root=toy, image_size=16)
-    assert (toy / "toy" / ".cache" / "16.npz").is_file()
-    b = load_dataset("toy", root=toy, image_size=16)
-    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
-    save(np.full((20, 20), 255, np.uint8), toy / "toy" / "img0.png")  # change a file: the cache is rebuilt
-    import os
-    os.utime(toy / "toy" / "img0.png", ns=(1, 1))
-    c = load_dataset("toy", root=toy, image_size=16)
-    assert float(c.images[0].min()) == 1.0
-
-
 def test_split_filter(toy):
     man = toy / "toy" / "manifest.csv"
     man.write_text(man.read_text().replace(",p0,\n", ",p0,train\n").replace(",p1,\n", ",p1,test\n"))
