@@ -17,7 +17,10 @@ from torch import nn
 from bench.metrics._maps import degenerate_maps
 from bench.models.fast import fast_model, to_channels_last
 
-__all__ = ["deletion_insertion", "deletion_auc", "insertion_auc", "gaussian_blur", "pixels_per_step"]
+__all__ = [
+    "deletion_insertion", "deletion_auc", "insertion_auc", "gaussian_blur", "pixels_per_step", "pixel_ranks",
+    "model_device", "checked_inputs",
+]
 
 
 def gaussian_blur(images: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
@@ -51,7 +54,7 @@ def pixels_per_step(n_pixels: int, steps: int) -> list[int]:
     return [round(Fraction(k * n_pixels, steps)) for k in range(steps + 1)]
 
 
-def _model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+def model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     for t in model.parameters():
         return t.device, t.dtype
     for t in model.buffers():
@@ -59,7 +62,7 @@ def _model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def _checked_inputs(images, saliency, targets, steps, batch_size, substrate) -> tuple[torch.Tensor, torch.Tensor]:
+def checked_inputs(images, saliency, targets, steps, batch_size, substrate) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate :func:`deletion_insertion`'s arguments (``ValueError`` naming the culprit).
 
     Returns the saliency as a detached ``(B, h, w)`` tensor (on its own device, its own dtype) and the
@@ -89,7 +92,7 @@ def _checked_inputs(images, saliency, targets, steps, batch_size, substrate) -> 
     return sal, tg
 
 
-def _pixel_ranks(s: torch.Tensor, H: int, W: int) -> torch.Tensor:
+def pixel_ranks(s: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """Each pixel's rank by saliency, 0 = most salient: ``s`` ``(n, h, w)`` float maps -> ``(n, 1, H, W)`` int32.
 
     The maps are upsampled bilinearly (align_corners=False) to ``(H, W)`` if needed; ties are ranked
@@ -162,7 +165,7 @@ def _score_group(
 ) -> None:
     """Fill ``probs`` ``(n, 2, S1)`` float64, the target's softmax probability at every point of a group
     of ``n`` images: ``changed``/``kept`` ``(2n, C, H, W)`` and ``rank`` ``(n, 1, H, W)`` as
-    :func:`_curve_endpoints` and :func:`_pixel_ranks` give them, ``n_k`` ``(S1,)`` pixels changed per
+    :func:`_curve_endpoints` and :func:`pixel_ranks` give them, ``n_k`` ``(S1,)`` pixels changed per
     step, ``targets`` ``(n,)``, ``points`` as :func:`_shared_points` gives them.
 
     The group's points are evaluated as one flat list in whole batches of ``batch_size``, so batches mix
@@ -266,10 +269,10 @@ def deletion_insertion(
     perturbed images go to the model in channels-last memory order, with BatchNorms folded into the
     convs (faster passes; values change only by float rounding).
     """
-    sal, tg = _checked_inputs(images, saliency, targets, steps, batch_size, substrate)
+    sal, tg = checked_inputs(images, saliency, targets, steps, batch_size, substrate)
     B, _, H, W = images.shape
     steps, bs = int(steps), int(batch_size)
-    device, dtype = _model_device(model)
+    device, dtype = model_device(model)
     degenerate = degenerate_maps(sal.cpu()) if B else np.zeros(0, dtype=bool)
     keep = np.flatnonzero(~degenerate)  # the maps that rank the pixels: only their curves are computed
     args = (model, images, sal, tg, keep, steps, substrate, blur_sigma, blur_kernel, bs, device, dtype)
@@ -309,7 +312,7 @@ def _probabilities(model, images, sal, tg, keep: np.ndarray, steps: int, substra
             for g_lo in range(0, K, bs):
                 g = slice(g_lo, min(K, g_lo + bs))
                 x = x_all[g].to(device=device, dtype=dtype)
-                rank = _pixel_ranks(s_all[g].to(device), H, W)
+                rank = pixel_ranks(s_all[g].to(device), H, W)
                 changed, kept = _curve_endpoints(x, substrate, g, K, blur_kernel, blur_sigma)
                 _score_group(model, changed, kept, rank, n_k, tg[g], probs[g], points, bs, layout)
     finally:

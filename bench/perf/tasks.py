@@ -487,6 +487,115 @@ def deletion_agreement(model, images, targets, maps, steps: int) -> list[dict[st
 
 
 # ------------------------------------------------------------------------------------------------
+# ROAD
+
+
+def smooth_maps(n: int, size: int, seed: int = 0, cells: int = 7) -> torch.Tensor:
+    """Grad-CAM-like float64 maps without ties: a random ``cells`` x ``cells`` grid upsampled bilinearly, plus
+    1e-6 noise. pytorch-grad-cam's ROAD thresholds at a percentile and removes every pixel tied with it, so
+    tied maps (ReLU zeros) would give it other masks (or a singular system: all pixels removed)."""
+    g = torch.Generator().manual_seed(seed + 2)
+    c = torch.randn((n, 1, cells, cells), generator=g, dtype=torch.float64)
+    m = F.interpolate(c, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    return m + 1e-6 * torch.rand(m.shape, generator=g, dtype=torch.float64)
+
+
+def _pgc_road(model, images, targets, maps, percentiles, noise: float | None = None):
+    """pytorch-grad-cam's ROAD, MoRF and LeRF averaged over ``percentiles``; ``noise`` None = its default."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        PerturbationConfidenceMetric, RemoveLeastRelevantFirst, RemoveMostRelevantFirst)
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer, ROADLeastRelevantFirstAverage, \
+        ROADMostRelevantFirstAverage
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    tg = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
+    cams = maps.numpy()
+    if noise is None:
+        return (ROADMostRelevantFirstAverage(percentiles)(images, cams, tg, model),
+                ROADLeastRelevantFirstAverage(percentiles)(images, cams, tg, model))
+    out = []
+    for remover in (RemoveMostRelevantFirst, RemoveLeastRelevantFirst):
+        out.append(np.stack([PerturbationConfidenceMetric(remover(p, NoisyLinearImputer(noise=noise)))(
+            images, cams, tg, model, return_diff=False) for p in percentiles], axis=1))
+    return tuple(out)
+
+
+def road_percentiles(steps: int) -> list[int]:
+    """pytorch-grad-cam's percentiles for our fractions ``k / steps``, k = 1 .. steps - 1 (percentile p removes
+    100 - p %), as its default [10, ..., 90] for 10 steps."""
+    return [round(100 * (1 - k / steps)) for k in range(1, steps)]
+
+
+def road_task(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, *,
+              label: str, steps: int, batch_size: int) -> Task:
+    """ROAD (both orders, noise on as in both defaults) vs pytorch-grad-cam's ``ROADMostRelevantFirstAverage``
+    + ``ROADLeastRelevantFirstAverage`` at the same fractions, and the bare forward passes ours needs."""
+    import warnings
+
+    from bench.metrics import road
+
+    b, _, h, w = images.shape
+    c: dict[str, Callable] = {
+        "ours": lambda: road(model, images, maps, targets, steps=steps, batch_size=batch_size)}
+    missing: dict[str, str] = {}
+    try:
+        import pytorch_grad_cam.metrics.road  # noqa: F401
+
+        def pgc_road():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its singular-matrix and numpy warnings
+                return _pgc_road(model, images, targets, maps, road_percentiles(steps))
+
+        c["pytorch-grad-cam ROAD"] = pgc_road
+    except ImportError as e:
+        missing["pytorch-grad-cam ROAD"] = str(e)
+    missing["Quantus ROAD"] = "not run: its ROAD scores accuracy (argmax == label), not the class probability"
+    peers = [n for n in c if n != "ours"]
+    n_ours = b * (2 * steps - 1)
+    c["floor"] = bare_forwards(model, images, n_ours, batch_size)
+    fwd = forward_flops(model, h)
+    n_pgc = b * 4 * (steps - 1)  # per fraction and order: the unperturbed and the imputed batch
+    return Task(
+        key=f"road_{label}", title=f"ROAD (MoRF + LeRF), {label}",
+        setting=f"{b} images of {h} px, {steps - 1} fractions ({', '.join(f'{k}/{steps}' for k in range(1, steps))}) "
+        f"x 2 orders, noise 0.01, smooth random maps without ties; ours {batch_size} imputed images per forward "
+        "pass, pytorch-grad-cam one batch of all images per fraction", n_images=b, contenders=c, peers=peers,
+        floor=["floor"], floor_what=f"the {n_ours} bare forward passes ours needs ({2 * steps - 1} per image), run "
+        "as ours runs them (channels-last, BatchNorms folded); the imputation is on top",
+        target=">= 5x faster than the fastest peer", flops={"ours": n_ours * fwd, "floor": n_ours * fwd,
+                                                             "pytorch-grad-cam ROAD": n_pgc * fwd},
+        missing=missing, extra={"forwards": {"ours": n_ours, "pytorch-grad-cam ROAD": n_pgc},
+                                "imputations": {"ours": 2 * b * (steps - 1), "pytorch-grad-cam ROAD": 2 * b * (steps - 1)}},
+    )
+
+
+def road_agreement(model, images, targets, maps, steps: int) -> list[dict[str, Any]]:
+    """Ours vs pytorch-grad-cam's ROAD per image and fraction with the noise off in both (the same sparse
+    system solved): max |difference| of the probabilities. Needs ``H * W`` a multiple of 100 and maps
+    without ties, where its percentile threshold removes exactly our pixel counts."""
+    from bench.metrics import road
+
+    try:
+        import pytorch_grad_cam.metrics.road  # noqa: F401
+    except ImportError:
+        return []
+    import warnings
+
+    ours = road(model, images, maps, targets, steps=steps, noise=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = _pgc_road(model, images, targets, maps, road_percentiles(steps), noise=0.0)
+    out = []
+    for name, t in zip(("road_morf", "road_lerf"), theirs):
+        d = float(np.max(np.abs(ours[f"{name}_curve"][:, 1:] - t)))
+        out.append({"ours": f"{name} (noise off)", "peer": "pytorch-grad-cam ROAD (NoisyLinearImputer(noise=0))",
+                    "max_abs_diff": d, "agree": d <= 1e-5, "expected_equal": True,
+                    "note": f"same definition: {steps - 1} fractions, {images.shape[-1]} px (H*W a multiple of 100), "
+                            "probabilities per image and fraction"})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # localisation metrics
 
 

@@ -426,3 +426,44 @@ def nan_quantiles(samples, q: float, *, method: str = "linear") -> np.ndarray:
     else:
         raise ValueError(f"method must be 'linear', 'lower' or 'higher', got {method!r}")
     return np.where(n > 0, out, np.nan)
+
+
+def rank_agreement(values, higher_is_better, *, min_methods: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Kendall's tau between the method rankings of every pair of metrics.
+
+    Args:
+        values: ``(M, K)`` floats, one row per method, one column per metric (e.g. each method's mean on one
+            dataset); NaN = the method has no value for that metric.
+        higher_is_better: ``(K,)`` bools, each metric's direction. A "lower is better" column is negated first,
+            so two metrics that rank the methods the same way get tau = +1 whatever their directions, and
+            opposite rankings -1.
+        min_methods: pairs of metrics with fewer methods valid in both get NaN.
+
+    Returns:
+        ``(tau (K, K), n (K, K))``: ``scipy.stats.kendalltau`` (tau-b: ties in either ranking lower |tau|)
+        over the methods finite in both columns, and how many methods that was. The diagonal is 1 for a
+        column with two or more distinct values. NaN where fewer than ``min_methods`` methods are shared or a
+        column is constant over them (no ranking to compare).
+
+    Raises:
+        ValueError: ``values`` is not 2-D or ``higher_is_better`` does not have one entry per column.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values must be (methods, metrics), got shape {v.shape}")
+    hib = np.asarray(higher_is_better, dtype=bool).reshape(-1)
+    if hib.size != v.shape[1]:
+        raise ValueError(f"higher_is_better has {hib.size} entries for {v.shape[1]} metric columns")
+    v = np.where(hib, v, -v)
+    K = v.shape[1]
+    tau = np.full((K, K), np.nan)
+    n = np.zeros((K, K), dtype=np.int64)
+    for a in range(K):
+        for b in range(a, K):
+            ok = np.isfinite(v[:, a]) & np.isfinite(v[:, b])
+            n[a, b] = n[b, a] = int(ok.sum())
+            x, y = v[ok, a], v[ok, b]
+            if ok.sum() < min_methods or np.ptp(x) == 0 or np.ptp(y) == 0:
+                continue
+            tau[a, b] = tau[b, a] = float(_st.kendalltau(x, y).statistic)
+    return tau, n

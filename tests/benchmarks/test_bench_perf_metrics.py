@@ -65,3 +65,13 @@ def test_localisation_quantus(timed, maps_224, metric):
         out = timed(lambda: T.quantus_scores(metric, sal, masks), len(sal), rounds=1, size=224,
                     metric=f"quantus {T.QUANTUS_PAIRS[metric]}")
     assert np.asarray(out).shape == (20,)
+
+
+@pytest.mark.benchmark(group="ROAD quick 64px, 8 images, 10 steps (9 fractions x 2 orders), batch 256")
+@pytest.mark.parametrize("who", ["ours", "pytorch-grad-cam ROAD", "floor"])
+def test_road_quick(timed, quick_model, quick_inputs, who):
+    x, t = quick_inputs[0][:8], quick_inputs[1][:8]
+    task = T.road_task(quick_model, x, t, T.smooth_maps(8, 64), label="quick", steps=10, batch_size=256)
+    if who not in task.contenders:
+        pytest.skip(f"{who} not installed: {task.missing.get(who, '')}")
+    timed(task.contenders[who], x.shape[0], rounds=2, steps=10, batch=256, **QUICK)
