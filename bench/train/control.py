@@ -6,6 +6,10 @@ donor), so B's own lesion is replaced by A's tissue at that place and A's lesion
 If the class evidence lies only inside the masks, the composite is classified as A's class.
 (Blanking the mask region instead is not a fair control: the hole's size and place can carry the
 class.) A pair where neither image has a mask is skipped (the composite would be B itself).
+
+:func:`two_lesion_composites` builds the other kind, for class sensitivity: B keeps its own lesion and A's lesion
+is pasted beside it (moved by :func:`lesion_shift` as little as keeps the two apart), so the image carries one
+lesion of each class, each with its own mask.
 """
 
 from __future__ import annotations
@@ -35,6 +39,76 @@ def make_composites(imageset, a_idx, b_idx, *, dilate: int = 2) -> tuple[torch.T
     region = dilate_masks(imageset.masks[a] | imageset.masks[b], dilate)
     comp = torch.where(region[:, None], imageset.images[a], imageset.images[b])
     return comp, region
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``x`` (..., H, W) moved by ``(dy, dx)`` px (down, right); what moves out of the frame is lost, zeros come in."""
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def lesion_shift(mask_a: torch.Tensor, mask_b: torch.Tensor, *, dilate: int = 2) -> tuple[int, int] | None:
+    """The smallest move ``(dy, dx)`` (px, by Euclidean length; the first in row-major order among equals) that puts
+    lesion ``mask_a`` (H, W) wholly inside the frame with its ``dilate``-px dilation clear of ``mask_b``'s: the two
+    lesions then lie at least ``2 * dilate + 1`` px apart. ``(0, 0)`` when they already do; None when no move
+    does (or a mask is empty)."""
+    from scipy.signal import fftconvolve
+
+    a, b = mask_a.bool(), mask_b.bool()
+    if not a.any() or not b.any():
+        return None
+    h, w = a.shape
+    da, db = dilate_masks(a[None], dilate)[0].numpy(), dilate_masks(b[None], dilate)[0].numpy()
+    # overlap[dy + h - 1, dx + w - 1] = number of pixels of da moved by (dy, dx) on db (a cross-correlation)
+    overlap = fftconvolve(db.astype(np.float64), da[::-1, ::-1].astype(np.float64), mode="full") > 0.5
+    rows, cols = np.flatnonzero(a.any(1).numpy()), np.flatnonzero(a.any(0).numpy())
+    dy = np.arange(-rows[0], h - rows[-1])  # moves that keep the lesion itself in the frame
+    dx = np.arange(-cols[0], w - cols[-1])
+    free = ~overlap[np.ix_(dy + h - 1, dx + w - 1)]
+    if not free.any():
+        return None
+    cost = np.where(free, dy[:, None] ** 2 + dx[None, :] ** 2, np.iinfo(np.int64).max)
+    i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    return int(dy[i]), int(dx[j])
+
+
+def two_lesion_composites(imageset, a_idx, b_idx, *, dilate: int = 2) -> dict:
+    """Composites that carry two lesions: image B with its own lesion, and lesion A pasted into it.
+
+    For each pair, A's pixels inside A's mask dilated by ``dilate`` px (as :func:`make_composites` takes them) are
+    moved by :func:`lesion_shift` (the smallest move that keeps lesion A in the frame and clear of B's dilated
+    lesion; most pairs of small lesions need none, large central ones such as a leukocyte or a skin lesion are set
+    side by side) and pasted over B; B's lesion and everything else is B's.
+
+    Returns a dict: ``images`` (P, 3, H, W), ``mask_a`` (P, H, W) bool (lesion A where it was pasted), ``mask_b``
+    (P, H, W) bool (B's lesion), ``shift`` (P, 2) int (the move of lesion A), ``placed`` (P,) bool: False for a
+    pair no move could separate (or without two masks): its image is B and its ``mask_a`` empty.
+    """
+    a = torch.as_tensor(a_idx, dtype=torch.long)
+    b = torch.as_tensor(b_idx, dtype=torch.long)
+    images_b = imageset.images[b].clone()
+    mask_b = imageset.masks[b].bool()
+    images_a, masks_a = imageset.images[a], imageset.masks[a].bool()
+    region_a = dilate_masks(masks_a, dilate)
+    mask_a = torch.zeros_like(mask_b)
+    shift = torch.zeros(len(a), 2, dtype=torch.long)
+    placed = torch.zeros(len(a), dtype=torch.bool)
+    for p in range(len(a)):
+        move = lesion_shift(masks_a[p], mask_b[p], dilate=dilate)
+        if move is None:
+            continue
+        dy, dx = move
+        region = _shifted(region_a[p], dy, dx)
+        images_b[p] = torch.where(region[None], _shifted(images_a[p], dy, dx), images_b[p])
+        mask_a[p] = _shifted(masks_a[p], dy, dx)
+        shift[p] = torch.tensor(move)
+        placed[p] = True
+    return {"images": images_b, "mask_a": mask_a, "mask_b": mask_b, "shift": shift, "placed": placed}
 
 
 def nearest_donor(imageset, a: int, candidates: np.ndarray) -> int:
@@ -165,4 +239,5 @@ def _summary(labels: torch.Tensor, classes: list[int], names: list[str], a_idx: 
     }
 
 
-__all__ = ["PAIRINGS", "composite_control", "dilate_masks", "draw_pairs", "make_composites", "nearest_donor"]
+__all__ = ["PAIRINGS", "composite_control", "dilate_masks", "draw_pairs", "lesion_shift", "make_composites",
+           "nearest_donor", "two_lesion_composites"]

@@ -65,6 +65,51 @@ def draw(key: str, label: str, *, seed: int = 0, index: int = 0) -> Sample:
     return PHANTOMS.get(key)(image_rng(seed, key, index), label)
 
 
+def redraw(
+    key: str,
+    image_id: str,
+    label: str,
+    *,
+    seed: int = 0,
+    confounder: str = "",
+    confounder_p: float = 0.0,
+    classes: tuple[str, ...] = (),
+    positive: str = "",
+    lesion: bool = True,
+) -> np.ndarray:
+    """Image ``image_id`` of phantom ``key`` drawn again as :func:`generate` drew it, optionally without its lesion.
+
+    ``image_id``: ``<key>-NNNNN`` (image ``NNNNN`` of :func:`generate`), or a decorrelated copy ``<key>-NNNNN-nocue``
+    / ``<key>-NNNNN-cue``; ``label`` its class; ``seed, confounder, confounder_p`` the options it was generated with
+    (``classes``/``positive``: the card's, needed with a confounder). ``lesion=False`` draws the same image without
+    its lesion: every phantom draws its background, its lesion and its finish (noise, gain, artefacts, a cue) from
+    separate streams, so only the pixels inside the lesion's mask change (a tested property). Returns the uint8
+    image (``SIZE`` x ``SIZE`` [x 3]) that :func:`generate` wrote (``lesion=True``) or would have written.
+
+    Raises:
+        ValueError: ``image_id`` is not an id of phantom ``key``.
+    """
+    import re
+
+    m = re.fullmatch(re.escape(key) + r"-(\d+)(-nocue|-cue)?", image_id)
+    if m is None:
+        raise ValueError(f"{image_id!r} is not an image id of phantom {key!r} (expected {key}-NNNNN[-nocue|-cue])")
+    j, copy = int(m.group(1)), m.group(2) or ""
+    fn = PHANTOMS.get(key)
+    rng = image_rng(seed, key, j)
+    s = fn(rng, label, lesion=lesion)
+    mask = fn(image_rng(seed, key, j), label).mask if (confounder and not lesion) else s.mask  # cues avoid the lesion
+    if not confounder:
+        return s.image
+    cue, cue_class = parse_confounder(confounder, classes, positive)
+    if copy == "-nocue":
+        return s.image
+    if copy == "-cue":
+        return add_cue(s.image, mask, cue, image_rng(seed, f"{key}/cue", j))[0]
+    p_cue = confounder_p if label == cue_class else 0.0
+    return add_cue(s.image, mask, cue, rng)[0] if rng.random() < p_cue else s.image
+
+
 def _save_png(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, format="PNG", compress_level=1)
 
@@ -218,4 +263,4 @@ def generate(
     return _summary(classes, sizes, rows, cue_class)
 
 
-__all__ = ["PHANTOMS", "GENERATOR_VERSION", "CUES", "class_sizes", "draw", "generate", "parse_confounder"]
+__all__ = ["PHANTOMS", "GENERATOR_VERSION", "CUES", "class_sizes", "draw", "generate", "parse_confounder", "redraw"]

@@ -113,13 +113,15 @@ def nodule(rng: np.random.Generator, lung: np.ndarray, m: float, *, r_range=(8.0
     return alpha, value, (cy, cx, r0)
 
 
-def lidc_idri(rng: np.random.Generator, label: str) -> Sample:
-    """Benign: m ~ U(0, 0.55); Malignant: m ~ U(0.45, 1). The overlap caps accuracy near 90%."""
+def lidc_idri(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """Benign: m ~ U(0, 0.55); Malignant: m ~ U(0.45, 1). The overlap caps accuracy near 90%.
+
+    ``lesion=False``: the same image without its nodule (the mask is still the one it would have)."""
     bg, les, fin = streams(rng)
     img, lung, geo = chest_ct(bg)
     m = les.uniform(0.0, 0.55) if label == "Benign" else les.uniform(0.45, 1.0)
     alpha, value, (cy, cx, r0) = nodule(les, lung, m)
-    img = paint(img, alpha, value)
+    img = paint(img, alpha if lesion else np.zeros_like(alpha), value)  # zero opacity: the same arithmetic
     img = finish_ct(img, fin)
     return Sample(to_uint8(img), alpha > 0, {"m": m, "r0": r0})
 
@@ -151,15 +153,17 @@ def _ggo(rng: np.random.Generator, lung: np.ndarray, lungs_soft: np.ndarray, s: 
     return alpha.astype(np.float32), delta.astype(np.float32)
 
 
-def cov_ct(rng: np.random.Generator, label: str) -> Sample:
-    """COVID-19: ground glass of strength s ~ U(0.25, 1) (the faintest are near invisible); Normal: none."""
+def cov_ct(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """COVID-19: ground glass of strength s ~ U(0.25, 1) (the faintest are near invisible); Normal: none.
+
+    ``lesion=False``: the same image without its ground glass (the mask is still the one it would have)."""
     bg, les, fin = streams(rng)
     img, lung, geo = chest_ct(bg, vessels=(24, 44))
     if label == "Normal":
         return Sample(to_uint8(finish_ct(img, fin)), None, {})
     s = les.uniform(0.25, 1.0)
     alpha, delta = _ggo(les, lung, lung.astype(np.float32), s)
-    img = img + alpha * delta
+    img = img + (alpha if lesion else np.zeros_like(alpha)) * delta
     img = finish_ct(img, fin)
     mask = alpha > 0
     return Sample(to_uint8(img), mask if mask.any() else None, {"s": s})

@@ -94,7 +94,8 @@ def _lesion(rng, label, cy, cx, r, strength):
     return les
 
 
-def ham10000(rng: np.random.Generator, label: str) -> Sample:
+def ham10000(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """``lesion=False``: the same skin without its lesion (the mask is still the one it would have)."""
     bg, les, fin = streams(rng)
     img = skin(bg)
     cy, cx = 64 + les.uniform(-10, 10), 64 + les.uniform(-10, 10)
@@ -104,7 +105,8 @@ def ham10000(rng: np.random.Generator, label: str) -> Sample:
                        phases=les.uniform(0, 2 * np.pi, 4), aspect=les.uniform(0.75, 1.0),
                        angle=les.uniform(0, np.pi), edge=4.0)
     strength = les.uniform(0.35, 1.0)
-    img = paint(img, alpha * les.uniform(0.8, 0.95), _lesion(les, label, cy, cx, r, strength))
+    opacity = alpha * les.uniform(0.8, 0.95) * (1.0 if lesion else 0.0)  # zero opacity: nothing painted
+    img = paint(img, opacity, _lesion(les, label, cy, cx, r, strength))
     # hair: the same for every class, over skin and lesion alike
     nh = int(fin.integers(0, 7))
     if nh:

@@ -85,7 +85,8 @@ def _nucleus(rng: np.random.Generator, label: str, cy: float, cx: float, R: floa
     raise ValueError(f"cells phantom: unknown class {label!r}")
 
 
-def cells(rng: np.random.Generator, label: str) -> Sample:
+def cells(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """``lesion=False``: the same smear without its leukocyte (the mask is still the one it would have)."""
     bg, rng, fin = streams(rng)  # the leukocyte is drawn from the lesion stream (named rng below)
     img, tint = smear(bg)
     cyto_c, nuc_c, other = PROTOS[label]
@@ -121,8 +122,7 @@ def cells(rng: np.random.Generator, label: str) -> Sample:
         ang, rad = rng.uniform(0, 2 * np.pi, k), rng.uniform(0, 0.35, k) * R
         nl = gauss_spots(cy + rad * np.sin(ang), cx + rad * np.cos(ang), rng.uniform(1.5, 2.5, k), np.full(k, 1.0))
         nuc = paint(nuc, np.clip(nl, 0, 1) * 0.6, np.array((0.72, 0.66, 0.88), np.float32) * tint)
-    lesion = paint(cyto, nucleus, nuc)
-    img = paint(img, cell, lesion)
+    img = paint(img, cell if lesion else np.zeros_like(cell), paint(cyto, nucleus, nuc))  # zero opacity: nothing
     img = img * fin.uniform(0.92, 1.06) + fin.normal(0, fin.uniform(0.005, 0.02), img.shape).astype(np.float32)
     return Sample(to_uint8(img), cell > 0, {"lambda": lam, "borrow": borrow})
 

@@ -21,7 +21,8 @@ def hot(x: np.ndarray) -> np.ndarray:
     return np.stack([np.clip(3 * x, 0, 1), np.clip(3 * x - 1, 0, 1), np.clip(3 * x - 2, 0, 1)], -1)
 
 
-def pet_ct(rng: np.random.Generator, label: str) -> Sample:
+def pet_ct(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """``lesion=False``: the same image without its nodule, in CT and PET (the mask is the one it would have)."""
     bg, les, fin = streams(rng)
     img, lung, geo = chest_ct(bg)
     yy, xx = grid()
@@ -39,8 +40,9 @@ def pet_ct(rng: np.random.Generator, label: str) -> Sample:
     u = les.uniform(0.05, 0.55) if label == "Benign" else les.uniform(0.45, 1.0)
     dist = np.hypot(yy - cy, xx - cx)
     peak = u * (0.65 + 0.35 * np.exp(-0.5 * (dist / max(r0 * 0.6, 1)) ** 2))
-    ct = finish_ct(paint(img, alpha, value), fin)
-    pet = paint(pet, alpha, peak)
+    shown = alpha if lesion else np.zeros_like(alpha)  # zero opacity: the same arithmetic, nothing painted
+    ct = finish_ct(paint(img, shown, value), fin)
+    pet = paint(pet, shown, peak)
     pet = pet + fin.normal(0, 0.02, pet.shape).astype(np.float32) * (body > 0)
     w = 0.5
     rgb = (1 - w) * np.clip(ct, 0, 1)[..., None] + w * hot(pet)

@@ -37,7 +37,8 @@ def _angdist(t: np.ndarray, t0: float) -> np.ndarray:
     return np.abs(np.remainder(t - t0 + np.pi, 2 * np.pi) - np.pi)
 
 
-def mpip(rng: np.random.Generator, label: str) -> Sample:
+def mpip(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """``lesion=False``: the same map without its defect (the mask is still the one it would have)."""
     rng, les, fin = streams(rng)  # background from "rng", the defect from "les", noise from "fin"
     yy, xx = grid()
     cy, cx = 64 + rng.uniform(-2, 2), 64 + rng.uniform(-2, 2)
@@ -63,7 +64,7 @@ def mpip(rng: np.random.Generator, label: str) -> Sample:
         alpha = (a_ang * a_rad * (r < 1)).astype(np.float32)
         d = les.uniform(0.12, 0.5)
         core = 0.7 + 0.3 * np.clip(1 - _angdist(t, t0) / hw, 0, 1)
-        f = f * (1 - alpha * d * core)
+        f = f * (1 - (alpha if lesion else np.zeros_like(alpha)) * d * core)  # zero: the same arithmetic
         mask = alpha > 0
         info = {"depth": d}
     f = f + fin.normal(0, 0.012, f.shape).astype(np.float32)

@@ -132,7 +132,8 @@ def _pattern(rng: np.random.Generator, label: str, cy: float, cx: float, r: floa
     raise ValueError(f"cov_x phantom: unknown class {label!r}")
 
 
-def cov_x(rng: np.random.Generator, label: str) -> Sample:
+def cov_x(rng: np.random.Generator, label: str, *, lesion: bool = True) -> Sample:
+    """``lesion=False``: the same image without its opacity (the mask is still the one it would have)."""
     bg, les, fin = streams(rng)
     img, lung, lung_soft = chest_xray(bg)
     if label == NORMAL:
@@ -145,5 +146,6 @@ def cov_x(rng: np.random.Generator, label: str) -> Sample:
                        aspect=les.uniform(0.7, 1.0), angle=les.uniform(0, np.pi), edge=3.0)
     alpha = alpha * np.clip(lung_soft * 1.5, 0, 1)  # the opacity stays inside the lung
     s = les.uniform(0.75, 1.0)
-    img = (img + alpha * 1.3 * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
+    shown = alpha if lesion else np.zeros_like(alpha)  # zero opacity: the same arithmetic, nothing added
+    img = (img + shown * 1.3 * _pattern(les, label, cy, cx, r, s)).astype(np.float32)
     return Sample(to_uint8(finish_xray(img, fin)), alpha > 0, {"s": s, "r": r})
