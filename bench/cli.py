@@ -41,7 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plugin_warnings_as_lines() -> None:
+    """Show a plugin that failed to load (:class:`bench.registry.PluginWarning`) as one ``bench: warning:``
+    line on stderr, without the source line Python's default format adds; other warnings as before."""
+    import warnings
+
+    from bench.registry import PluginWarning
+
+    default = warnings.showwarning
+    if getattr(default, "bench_plugins", False):  # installed by an earlier main() in this process
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            print(f"bench: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show.bench_plugins = True
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
+    _plugin_warnings_as_lines()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

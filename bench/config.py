@@ -39,9 +39,15 @@ class DataConfig:
     test_fraction: float = 0.2
     val_fraction: float = 0.15
     folds: int = 1  # 1 = one stratified, grouped train/val/test split; k > 1 = k-fold CV
+    # the split's shuffling seed, fixed across training seeds (as phantom_seed): the models of several seeds are
+    # trained on one split and tested on the same images, so seeds compare models, not test sets
+    split_seed: int = 0
     augment: bool = True  # flips and small rotations, applied to image and mask together
     confounder: str = ""  # shortcut suite: "" = none, else the cue's name (see bench.data.phantoms)
     confounder_p: float = 0.0  # probability the cue marks the chosen class in train/val
+    # DataLoader processes reading training batches from the decoded cache (bench.data.batches); 0 = the
+    # training process. Results do not depend on it (the batch order is drawn from the run's seed).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class ModelConfig:
     bn_momentum: float = 0.01  # PyTorch convention; 0.01 = Keras's 0.99, the authors' default
     pretrained: str = ""  # path to a local weights file; "" = from scratch, as in the paper
     freeze_backbone: bool = False
+    # the fields above go to the models that declare them (bench.models.model_options; FF-VGG19 takes all, resnet50
+    # only pretrained and freeze_backbone); options = the model's own further options, passed as they are
+    # (e.g. {image_size = 64} for vit_b_16); one the model does not declare is an error
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

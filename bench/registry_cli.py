@@ -3,7 +3,9 @@
 It only reads the registries (and the suite files and dataset cards), so it sits beside ``bench/cli.py``
 rather than in one stage: methods (family, whether it explains a layer, default options), metrics (kind,
 which direction is better), models (default CAM layer and every CAM layer), suites (their description
-line) and datasets (modality, classes). With no kind it lists all five.
+line) and datasets (modality, classes). With no kind it lists all five. Entries from plugins (entry points,
+:mod:`bench.registry`) are marked in a second column ``from`` (``plugin <distribution> <version>``), shown when
+a table has any; plugins that failed to load are listed at the end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,26 @@ def _options(options: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in options.items()) or "-"
 
 
+def origin(registry, name: str) -> str:
+    """Where an entry comes from: ``bench``, ``plugin <distribution> <version>`` (an entry point, see
+    :mod:`bench.registry`), or the module that registered it directly."""
+    plugin = registry.origin(name)
+    if plugin is not None:
+        return f"plugin {plugin.distribution} {plugin.version}"
+    obj = registry.get(name)
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    return "bench" if module == "bench" or module.startswith("bench.") else module
+
+
+def _with_origin(table: list[tuple[str, ...]], registry) -> list[tuple[str, ...]]:
+    """``table`` with a second column ``from`` (:func:`origin`) when any of its entries is not bench's own."""
+    names = [r[0] for r in table[1:]]
+    where = [origin(registry, n) for n in names]
+    if all(w == "bench" for w in where):
+        return table
+    return [(table[0][0], "from", *table[0][1:]), *[(r[0], w, *r[1:]) for r, w in zip(table[1:], where)]]
+
+
 def method_rows() -> list[tuple[str, ...]]:
     """Header + one row per attribution method: name, family, uses a layer, default options."""
     from bench.attribution import METHODS
@@ -27,7 +49,7 @@ def method_rows() -> list[tuple[str, ...]]:
     for name in METHODS.names():
         meta = METHODS.meta(name)
         rows.append((name, meta["family"], "yes" if meta["uses_layer"] else "no", _options(meta["options"])))
-    return rows
+    return _with_origin(rows, METHODS)
 
 
 def metric_rows() -> list[tuple[str, ...]]:
@@ -38,7 +60,7 @@ def metric_rows() -> list[tuple[str, ...]]:
     for name in METRICS.names():
         meta = METRICS.meta(name)
         rows.append((name, meta["kind"], f"{meta['direction']} is better", ", ".join(METRICS.aliases(name)) or "-"))
-    return rows
+    return _with_origin(rows, METRICS)
 
 
 def _instance(factory: Callable):
@@ -55,9 +77,14 @@ def model_rows() -> list[tuple[str, ...]]:
 
     rows = [("model", "default_cam_layer", "cam_layers")]
     for name in MODELS.names():
-        model = _instance(MODELS.get(name))
-        rows.append((name, str(model.default_cam_layer), ", ".join(model.cam_layers)))
-    return rows
+        try:
+            model = _instance(MODELS.get(name))
+        except Exception as exc:  # noqa: BLE001 - a plugin model that cannot be built must not hide the others
+            rows.append((name, "-", f"(cannot build it with 2 classes: {type(exc).__name__}: {exc})"))
+            continue
+        layers = getattr(model, "cam_layers", None) or {}
+        rows.append((name, str(getattr(model, "default_cam_layer", "-")), ", ".join(layers) or "-"))
+    return _with_origin(rows, MODELS)
 
 
 def suite_rows() -> list[tuple[str, ...]]:
@@ -97,12 +124,22 @@ def format_rows(table: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[-1]]).rstrip() for r in table)
 
 
+def plugin_error_lines() -> list[str]:
+    """One line per plugin entry point that failed to load in this process (empty when none did)."""
+    from bench.registry import plugin_errors
+
+    return [f"  {plugin.label}: {why}" for plugin, why in plugin_errors()]
+
+
 def cmd_list(args) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
     blocks = []
     for kind in kinds:
         table = rows(kind, root=args.root)
         blocks.append(f"{kind} ({len(table) - 1})\n{format_rows(table)}")
+    failed = plugin_error_lines()
+    if failed:
+        blocks.append(f"plugins that failed to load ({len(failed)}; their names are missing above)\n" + "\n".join(failed))
     print("\n\n".join(blocks))
     return 0
 

@@ -9,12 +9,15 @@ from pathlib import Path
 
 IDENT = ("dataset", "model", "seed", "fold")  # one trained model: the columns that name it
 RESULT_COLUMNS = ["run", *IDENT, "method", "metric", "image_id", "label", "target", "correct", "value", "degenerate",
-                  "excluded", "lesion_area", "cell_area"]
+                  "excluded", "lesion_area", "cell_area", "lesion_drop", "lesion_used"]
 # lesion_area: the lesion mask's share of the image's pixels; cell_area: the share of one cell of the grid the
-# map was computed on (1 / (h w) for a layer of h x w, one pixel for pixel-level maps). Optional for readers.
-OPTIONAL_RESULT_COLUMNS = ("run", "label", "target", "correct", "lesion_area", "cell_area")
+# map was computed on (1 / (h w) for a layer of h x w, one pixel for pixel-level maps). lesion_drop: the target's
+# probability minus its probability with the lesion removed (the sweep's verify job; NaN: not measured);
+# lesion_used: lesion_drop >= the suite's report.verified_drop (NA where lesion_drop is NaN). Optional for readers.
+OPTIONAL_RESULT_COLUMNS = ("run", "label", "target", "correct", "lesion_area", "cell_area", "lesion_drop", "lesion_used")
 RESULT_TYPES = {"seed": "int64", "fold": "int64", "label": "int64", "target": "int64", "correct": bool,
-                "value": "float64", "degenerate": bool, "lesion_area": "float64", "cell_area": "float64"}
+                "value": "float64", "degenerate": bool, "lesion_area": "float64", "cell_area": "float64",
+                "lesion_drop": "float64", "lesion_used": "boolean"}
 CLASSIFICATION_COLUMNS = ["run", *IDENT, "n_test", "accuracy", "sensitivity", "specificity", "auc", "f1", "average",
                           "positive", "real", "paper_key"]
 

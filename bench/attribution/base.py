@@ -11,6 +11,7 @@ ReLU, reduce channels or upsample themselves.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,9 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.attribution import postprocess as postprocess_rules
+from bench.attribution.postprocess import Rule
 from bench.registry import Registry
 
-METHODS: Registry = Registry("attribution method")
+METHODS: Registry = Registry("attribution method", plugins=True)
 
 FAMILIES = ("cam", "gradient", "perturbation", "baseline")
 
@@ -34,44 +37,109 @@ REFERENCE_CHANNELS = 512
 # method -> cost(options, channels); kept out of the registry meta so that the meta stays plain data
 _COST_FNS: dict[str, Callable[[dict, int], dict]] = {}
 
+UNKNOWN_COST = {"forward": None, "backward": None}  # a method registered without a cost
+
+
+def _static_cost(cost: dict) -> Callable[[dict, int], dict]:
+    return lambda options, channels: dict(cost)
+
+
+def _check_callable(name: str, fn: Callable, options: dict[str, Any]) -> None:
+    """``fn`` must take ``(model, images, targets, *, layer, **options)``: say which part is missing."""
+    if not callable(fn):
+        raise TypeError(f"method {name!r}: expected a function fn(model, images, targets, *, layer, **options), "
+                        f"got {type(fn).__name__}")
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    kinds = [p.kind for p in params.values()]
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return
+    positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    missing = [k for k in ("layer", *options) if k not in params]
+    if (len(positional) < 3 and inspect.Parameter.VAR_POSITIONAL not in kinds) or missing:
+        what = f"no parameter(s) {', '.join(missing)}" if missing else "fewer than 3 positional parameters"
+        raise TypeError(f"method {name!r}: {fn.__qualname__}{inspect.signature(fn)} has {what}; a method is called "
+                        "as fn(model, images, targets, *, layer, **options), with every option of options=")
+
 
 def register_method(
     name: str,
+    fn: Callable | None = None,
     *,
-    family: str,
-    uses_layer: bool,
-    cost: Callable[[dict, int], dict],
+    family: str | None = None,
+    uses_layer: bool | None = None,
+    cost: Callable[[dict, int], dict] | dict | None = None,
     options: dict[str, Any] | None = None,
     stochastic: bool = False,
+    postprocess: Rule | None = None,
+    version: str = "0",
+    description: str = "",
 ) -> Callable:
-    """Register an attribution method.
+    """Register an attribution method: ``register_method(name, fn, family=...)``, or as a decorator
+    ``@register_method(name, family=...)``. Returns ``fn``.
 
-    ``cost(options, channels)`` gives ``{"forward": n, "backward": m}``: model passes per image at
-    the given options (``channels`` = channels of the explained layer, used by score_cam only).
-    The registry meta (plain, JSON-serialisable data) holds ``family``, ``uses_layer``, ``options``
-    (the defaults), ``stochastic`` and ``cost`` (at the defaults, with :data:`REFERENCE_CHANNELS`
-    channels); :func:`method_cost` evaluates ``cost`` at other options.
+    ``fn(model, images, targets, *, layer, **options) -> raw``: ``images`` ``(B, C, H, W)`` (detached),
+    ``targets`` int64 ``(B,)`` (checked), ``layer`` a name in ``model.cam_layers`` (``None`` for methods that
+    use no layer). ``raw`` is the method's result *before* post-processing: a ``(B, h, w)`` map at any
+    resolution, a ``(B, C, H, W)`` input-space attribution, or a list of maps (summed after processing).
+    ``explain`` runs it in eval mode and restores the model's state afterwards.
+
+    Args:
+        family: ``cam``, ``gradient``, ``perturbation`` or ``baseline`` (:data:`FAMILIES`). Required: it picks
+            the default post-processing and groups the method in tables.
+        uses_layer: whether the method explains a layer (default: True for ``cam``, else False).
+        cost: model passes per image, ``{"forward": n, "backward": m}``, or ``cost(options, channels) -> that
+            dict`` when it depends on the options (``channels``: channels of the explained layer). Used in
+            timing tables only; default: unknown (None).
+        options: the method's keyword options and their defaults (suites set them under ``explain.options``).
+        stochastic: the method draws random numbers; it must then take a ``seed`` option.
+        postprocess: a :class:`bench.attribution.postprocess.Rule` (channel reduction, ReLU); default: the rule
+            of the built-in of that name in ``postprocess.RULES``, else the family's
+            ``postprocess.DEFAULT_RULES[family]``. Stored in ``RULES``, which :func:`explain` applies.
+        version: bump it when the method's code changes: for a method registered from outside the ``bench``
+            package it is part of the sweep's keys of the jobs that run it (:mod:`bench.sweep.sources`), so a
+            new version recomputes them and nothing else.
+        description: one line for ``bench list``.
+
+    Raises:
+        ValueError: no or an unknown family; a stochastic method without ``seed``; a name already registered
+            (by bench or another plugin); a bad ``postprocess`` or ``version``.
+        TypeError: ``fn`` is not callable with ``(model, images, targets, *, layer, **options)``.
     """
+    if family is None:
+        raise ValueError(f"register_method({name!r}): family is required, one of {', '.join(FAMILIES)}; it picks "
+                         "the default post-processing (bench.attribution.postprocess.DEFAULT_RULES)")
     if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+        raise ValueError(f"register_method({name!r}): family must be one of {FAMILIES}, got {family!r}")
     defaults = dict(options or {})
     if stochastic and "seed" not in defaults:
         raise ValueError(f"stochastic method {name!r} must take a 'seed' option")
+    if not isinstance(version, (str, int)) or isinstance(version, bool) or not str(version):
+        raise ValueError(f"register_method({name!r}): version must be a non-empty string, got {version!r}")
+    rule = postprocess_rules.rule_for(name, family, postprocess)
+    cost_fn = cost if callable(cost) else _static_cost(UNKNOWN_COST if cost is None else cost)
+    layer = family == "cam" if uses_layer is None else bool(uses_layer)
 
-    def _add(fn: Callable) -> Callable:
+    def _add(f: Callable) -> Callable:
+        _check_callable(name, f, defaults)
         METHODS.register(
             name,
-            fn,
+            f,
             family=family,
-            uses_layer=uses_layer,
+            uses_layer=layer,
             options=defaults,
             stochastic=stochastic,
-            cost=dict(cost(defaults, REFERENCE_CHANNELS)),
+            cost=dict(cost_fn(defaults, REFERENCE_CHANNELS)),
+            version=str(version),
+            description=str(description),
         )
-        _COST_FNS[name] = cost
-        return fn
+        _COST_FNS[name] = cost_fn
+        postprocess_rules.RULES[name] = rule
+        return f
 
-    return _add
+    return _add if fn is None else _add(fn)
 
 
 def method_cost(method: str, *, channels: int = REFERENCE_CHANNELS, **options: Any) -> dict[str, int]:
@@ -226,11 +294,20 @@ def capture(model: nn.Module, layers: Sequence[str], *, grad: bool) -> Iterator[
     reached (and any whose output does not require grad, e.g. under a frozen backbone) is replaced by
     a fresh leaf, so nothing upstream of it is needed for the backward pass; later layers stay in the
     graph, so their gradients include every path to the score.
+
+    A layer named in ``model.cam_reshape`` (layer name -> an object with ``to_grid(out)`` and
+    ``to_tokens(grid, out)``, e.g. :class:`bench.models.torchvision_models.TokenGrid` for a ViT's token
+    sequences) is kept as ``to_grid(out)``, a ``(B, C, h, w)`` map, and downstream layers receive
+    ``to_tokens(kept, out)``: the same values, built from the kept map so that gradients reach it. This
+    is the one place where token layers become feature maps, for every method that reads a layer.
     """
     modules = model.cam_layers
+    reshapes = getattr(model, "cam_reshape", None) or {}
     kept: dict[str, torch.Tensor] = {}
 
     def make_hook(name: str) -> Callable:
+        reshape = reshapes.get(name)
+
         def hook(_module: nn.Module, _inputs: Any, out: Any) -> torch.Tensor:
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"layer {name!r} returns {type(out).__name__}, expected one tensor")
@@ -238,12 +315,14 @@ def capture(model: nn.Module, layers: Sequence[str], *, grad: bool) -> Iterator[
                 raise RuntimeError(
                     f"layer {name!r} ran twice in one forward pass; explain a module used once"
                 )
-            if grad and (not kept or not out.requires_grad):
-                out = out.detach().requires_grad_(True)
-            elif not grad:
+            fmap = out if reshape is None else reshape.to_grid(out)
+            if grad and (not kept or not fmap.requires_grad):
+                fmap = fmap.detach().requires_grad_(True)
                 out = out.detach()
-            kept[name] = out
-            return out.clone()
+            elif not grad:
+                fmap = fmap.detach()
+            kept[name] = fmap
+            return fmap.clone() if reshape is None else reshape.to_tokens(fmap, out)
 
         return hook
 

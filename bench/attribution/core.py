@@ -33,7 +33,9 @@ def explain(
 
     Args:
         model: a classifier ``(B, C, H, W) -> (B, K)`` logits; layer methods need ``model.cam_layers``
-            (name -> module) and ``model.default_cam_layer``. Must be on the images' device.
+            (name -> module) and ``model.default_cam_layer``; a token layer (a ViT's) is read as a map
+            through ``model.cam_reshape`` (see :func:`bench.attribution.base.capture`). Must be on the
+            images' device.
         images: ``(B, C, H, W)`` floating tensor (not modified; gradients are never taken into it).
         targets: the class to explain, an int for every image or one per image (list, array or
             tensor of B ints); each must be in ``[0, K)``.
@@ -54,10 +56,15 @@ def explain(
 
     Raises:
         ValueError: unknown method, option or layer (the message lists the valid ones); a target out
-            of range or a wrong number of targets; malformed images.
+            of range or a wrong number of targets; malformed images; a method the model lists in its
+            ``unsupported_methods`` (method -> why; e.g. guided backprop on a ViT, which has no ReLU).
     """
     name = METHODS.canonical(method)
     entry = METHODS.entry(name)
+    why = (getattr(model, "unsupported_methods", None) or {}).get(name)
+    if why:
+        model_name = getattr(model, "model_name", type(model).__name__)
+        raise ValueError(f"method {name!r} does not run on model {model_name!r}: {why}")
     x = check_images(images)
     opts = check_options(name, options)
     layer_name = resolve_layer(model, layer, entry.meta["uses_layer"])

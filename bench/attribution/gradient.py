@@ -9,7 +9,11 @@ Checked against our models: captum's GuidedBackprop and DeepLift override the ba
 ``nn.ReLU`` *modules* (and DeepLift also of ``nn.MaxPool2d``); FF-VGG19 uses non-inplace ReLU
 modules, each called once per forward, so their hooks apply cleanly. BatchNorm and Dropout are
 linear in eval mode, which :func:`bench.attribution.explain` sets, so DeepLift's rescale rule
-through them is exact. Functional ops (``mean`` for GAP) are linear too.
+through them is exact. Functional ops (``mean`` for GAP) are linear too. A ReLU module called
+several times (torchvision's ResNet Bottleneck) makes DeepLift raise, and a functional ``F.relu``
+(torchvision's DenseNet after ``norm5``) is invisible to both, so bench's ResNet-50 and DenseNet-121
+have one non-inplace ReLU module per use (:mod:`bench.models.torchvision_models`). A model without
+ReLUs (ViT: GELU) lists guided backprop and DeepLift in ``unsupported_methods``.
 
 SmoothGrad is not run through captum's ``NoiseTunnel``: it draws its noise from the global RNG
 (``torch.normal`` without a generator), which would break both determinism-by-seed and our rule of
@@ -160,7 +164,13 @@ def guided_grad_cam(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, layer: str
 ) -> torch.Tensor:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times Grad-CAM (ReLU'd) on ``layer``,
-    the latter upsampled *bilinearly* (captum's default is nearest)."""
+    the latter upsampled *bilinearly* (captum's default is nearest). captum hooks the layer itself, so a
+    token layer (one in ``model.cam_reshape``) is refused: its output is not a feature map."""
+    if layer in (getattr(model, "cam_reshape", None) or {}):
+        raise ValueError(
+            f"guided_grad_cam: layer {layer!r} of {type(model).__name__} is a token layer (read through "
+            "cam_reshape); captum's Grad-CAM needs a (B, C, h, w) layer output"
+        )
     gc = GuidedGradCam(model, model.cam_layers[layer])
     with _quiet():
         return gc.attribute(images, target=targets, interpolate_mode="bilinear")

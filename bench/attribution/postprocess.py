@@ -3,7 +3,9 @@
 Peers hide these steps inside each method (pytorch-grad-cam ReLUs and min-max normalises silently;
 captum's LayerGradCam does no ReLU unless asked and upsamples with ``nearest``). Here a method
 returns its *raw* result and :func:`finish` applies exactly the steps listed in :data:`RULES`, in
-this order, to each part of it:
+this order, to each part of it (the built-ins' rules are written in :data:`RULES`; a method registered from
+outside gives its :class:`Rule` to ``register_method(postprocess=...)`` or gets its family's
+:data:`DEFAULT_RULES`, and ``register_method`` records it in :data:`RULES`):
 
 1. channel reduction of an input-space attribution ``(B, C, H, W)`` -> ``(B, H, W)``:
    - ``"abs_sum"``: sum over channels of the absolute value. Used for every gradient-family method
@@ -38,12 +40,19 @@ CHANNEL_REDUCTIONS = ("abs_sum", "mean")
 
 @dataclass(frozen=True)
 class Rule:
-    """The post-processing of one method: channel reduction (or ``None`` for a map that has no
-    channel axis), whether to ReLU, and why (the source of the choice)."""
+    """The post-processing of one method: channel reduction (``"abs_sum"``, ``"mean"``, or ``None`` for a
+    map that has no channel axis), whether to ReLU, and why (the source of the choice)."""
 
     channels: str | None
     relu: bool
-    why: str
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.channels is not None and self.channels not in CHANNEL_REDUCTIONS:
+            raise ValueError(f"Rule: channels must be None or one of {', '.join(CHANNEL_REDUCTIONS)}, "
+                             f"got {self.channels!r}")
+        if not isinstance(self.relu, bool):
+            raise ValueError(f"Rule: relu must be True or False, got {self.relu!r}")
 
 
 _CAM = "ReLU of the weighted sum of activation maps, as in the method's paper; then bilinear upsampling"
@@ -78,6 +87,39 @@ RULES: dict[str, Rule] = {
 }
 
 
+# The rule a method registered without ``postprocess=`` gets, by family (bench.attribution.base.FAMILIES).
+# The built-ins' own rules are the ones written in RULES above; these are for methods from outside.
+DEFAULT_RULES: dict[str, Rule] = {
+    "cam": Rule(None, True, "CAM family default: a (B, h, w) map at the layer's resolution; " + _CAM),
+    "gradient": Rule("abs_sum", False, "gradient family default: a (B, C, H, W) " + _GRAD[len("input-space "):]),
+    "perturbation": Rule(None, False, "perturbation family default: a (B, h, w) map (as RISE), no ReLU"),
+    "baseline": Rule(None, False, "baseline family default: a (B, h, w) map, no ReLU"),
+}
+
+
+def rule_for(method: str, family: str, rule: Rule | None = None) -> Rule:
+    """The rule of a method being registered: ``rule`` if given, else the built-in's in :data:`RULES`, else
+    :data:`DEFAULT_RULES` of its family.
+
+    Raises:
+        ValueError: ``rule`` is not a :class:`Rule`, or contradicts the built-in rule written in RULES.
+    """
+    if rule is not None and not isinstance(rule, Rule):
+        raise ValueError(f"method {method!r}: postprocess must be a bench.attribution.Rule(channels, relu, why), "
+                         f"got {type(rule).__name__}")
+    if rule is not None and method in RULES and RULES[method] != rule:
+        raise ValueError(f"method {method!r}: its rule is written in bench.attribution.postprocess.RULES; "
+                         "edit it there rather than passing postprocess=")
+    if rule is not None:
+        return rule
+    if method in RULES:
+        return RULES[method]
+    if family not in DEFAULT_RULES:
+        raise ValueError(f"method {method!r}: no default post-processing for family {family!r}; "
+                         f"valid families: {', '.join(DEFAULT_RULES)}")
+    return DEFAULT_RULES[family]
+
+
 def reduce_channels(attribution: torch.Tensor, how: str) -> torch.Tensor:
     """``(B, C, H, W)`` -> ``(B, H, W)`` by ``how`` in :data:`CHANNEL_REDUCTIONS`."""
     if attribution.ndim != 4:
@@ -100,7 +142,8 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def finish(method: str, raw: torch.Tensor | list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
     """Apply ``RULES[method]`` to ``raw`` (one tensor or a list of parts): -> ``(B, H, W)`` float32."""
     if method not in RULES:
-        raise KeyError(f"no post-processing rule for method {method!r}; add one to RULES")
+        raise KeyError(f"no post-processing rule for method {method!r}: register it with "
+                       "bench.attribution.register_method, which records its rule in RULES")
     rule = RULES[method]
     parts = list(raw) if isinstance(raw, (list, tuple)) else [raw]
     if not parts:
@@ -111,7 +154,10 @@ def finish(method: str, raw: torch.Tensor | list[torch.Tensor], size: tuple[int,
         if rule.channels is not None:
             part = reduce_channels(part, rule.channels)
         if part.ndim != 3:
-            raise ValueError(f"{method}: expected a (B, h, w) map, got shape {tuple(part.shape)}")
+            fix = ("; a (B, C, H, W) attribution needs a channel reduction: register the method with "
+                   "postprocess=Rule('abs_sum' or 'mean', relu)" if part.ndim == 4 and rule.channels is None else "")
+            raise ValueError(f"{method}: expected a (B, h, w) map, got shape {tuple(part.shape)} "
+                             f"(rule: channels={rule.channels!r}, relu={rule.relu}){fix}")
         if rule.relu:
             part = part.clamp_min(0)
         part = upsample(part.float(), size)

@@ -8,6 +8,10 @@ Public API (see docs/CONTRACTS.md and docs/datasets.md):
 - ``prepare(key, *, raw=None, root="", seed=0, scale=0.2, min_per_class=60, max_per_class=200,
   confounder="", confounder_p=0.0)`` -> Path; ``is_prepared(key, root="")``
 - ``data_root``, ``dataset_dir``, ``masks_dir``, ``masks_root``
+- reading: :mod:`bench.data.cache` (the decoded cache: uint8 on disk, one per manifest and size),
+  :mod:`bench.data.arrays` (``ImageSet.images`` / ``masks``, read on demand), :mod:`bench.data.batches`
+  (a torch ``Dataset`` and ``DataLoader`` of an image set's rows, with workers)
+- ``register_converter(name, fn, *, masks="", description="", version="0")`` (:mod:`bench.data.converters`)
 """
 
 from bench.data.cards import CardError, DatasetCard, canonical_key, list_cards, load_card
@@ -32,5 +36,14 @@ __all__ = [
     "masks_dir",
     "masks_root",
     "prepare",
+    "register_converter",
     "validate_dataset",
 ]
+
+
+def __getattr__(name: str):  # lazy: the converters import scikit-image; `import bench.data` need not
+    if name in ("register_converter", "CONVERTERS"):
+        from bench.data import converters
+
+        return getattr(converters, name)
+    raise AttributeError(f"module 'bench.data' has no attribute {name!r}")

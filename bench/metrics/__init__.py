@@ -35,7 +35,15 @@ Generic calling convention (what the sweep does):
 
   (``METRICS.get("deletion")`` is also callable on its own, at the cost of both curves.)
 
+  ROAD's two orders, ``road_morf`` (lower is better) and ``road_lerf`` (higher is better), come the same way
+  from one call of :func:`road` (meta ``computed_by`` ``"road"``; degenerate maps 1.0 and 0.0).
+
 The sanity check :func:`randomisation_test` scores a method, not an image, so it is not registered.
+Nor are :func:`class_sensitivity` (two maps of one image, asked for two classes, against two masks; higher is
+better, in [-1, 1]) and :func:`lesion_drop` (what the model does when the lesion is removed: not a score of a map).
+
+Your own localisation metric: :func:`register_metric` (:mod:`bench.metrics.base`; docs/bring_your_own.md), or
+from another distribution an entry point in the group ``bench.metrics`` (:mod:`bench.registry`).
 """
 
 from bench.metrics.classification import classification_report
@@ -50,10 +58,11 @@ from bench.metrics.localisation import (
     pointing_game,
     relevance_rank_accuracy,
 )
+from bench.metrics.base import METRICS, register_metric
+from bench.metrics.road import noisy_linear_impute, road, road_lerf, road_morf
 from bench.metrics.sanity import randomisation_stages, randomisation_test
-from bench.registry import Registry
-
-METRICS: Registry = Registry("metric")
+from bench.metrics.class_sensitivity import class_sensitivity
+from bench.metrics.lesion_use import VERIFIED_DROP, lesion_drop, lesion_used
 
 _LOC = {"direction": "higher", "kind": "localisation", "needs_model": False, "range": (0.0, 1.0)}
 METRICS.register("pointing_game", pointing_game, options={"tolerance": 0.0}, **_LOC)
@@ -72,6 +81,11 @@ _FAITH = {
 METRICS.register("deletion", deletion_auc, direction="lower", output="deletion", **_FAITH)
 METRICS.register("insertion", insertion_auc, direction="higher", output="insertion", **_FAITH)
 
+# ROAD (Rong et al. 2022): both orders from one call of ``road`` (bench/metrics/road.py)
+_ROAD = {**_FAITH, "computed_by": "road", "options": {"steps": 10, "noise": 0.01, "seed": 0}}
+METRICS.register("road_morf", road_morf, direction="lower", output="road_morf", **_ROAD)
+METRICS.register("road_lerf", road_lerf, direction="higher", output="road_lerf", **_ROAD)
+
 
 def localisation_metrics() -> list[str]:
     """Names of the registered localisation metrics (called as ``fn(saliency, mask, ...)``)."""
@@ -80,6 +94,7 @@ def localisation_metrics() -> list[str]:
 
 __all__ = [
     "METRICS",
+    "register_metric",
     "localisation_metrics",
     "classification_report",
     "pointing_game",
@@ -93,6 +108,14 @@ __all__ = [
     "deletion_insertion",
     "deletion_auc",
     "insertion_auc",
+    "road",
+    "road_morf",
+    "road_lerf",
+    "noisy_linear_impute",
     "randomisation_test",
     "randomisation_stages",
+    "class_sensitivity",
+    "lesion_drop",
+    "lesion_used",
+    "VERIFIED_DROP",
 ]

@@ -57,7 +57,7 @@ __all__ = [
     "NEVER",
 ]
 
-Stage = tuple[str, list[str]]  # (stage name, qualified names of the modules it re-initialises)
+Stage = tuple[str, list[str]]  # (stage name, qualified names of the modules (or parameters) it re-initialises)
 
 SIMILARITIES = ("spearman_abs", "spearman", "ssim_abs", "ssim")  # stored per stage (means over images)
 VERDICT_SIMILARITY = "spearman_abs"  # the one the verdict reads (Adebayo et al.'s main measure)
@@ -73,7 +73,10 @@ def _owns_state(module: nn.Module) -> bool:
 def randomisation_stages(model: nn.Module) -> list[Stage]:
     """The randomisation stages of ``model``, from the output down.
 
-    Found from the modules, generically:
+    A model that defines ``randomisation_stages()`` gives its own (bench's ResNet-50, DenseNet-121 and
+    ViT-B/16: one stage per block or group of blocks, see :mod:`bench.models.torchvision_models`); names
+    there may also be parameters that belong to no module of their own (ViT's ``class_token``). Otherwise
+    the stages are found from the modules, generically:
 
     - a model with a ``features`` ``nn.Sequential`` (the VGG family here): stage ``"head"`` holds every
       module with parameters or buffers outside ``features`` (FF-VGG19: the dense head and the
@@ -85,6 +88,9 @@ def randomisation_stages(model: nn.Module) -> list[Stage]:
 
     Returns ``[(stage, [module names])]``; names are those of ``model.named_modules()``.
     """
+    own = getattr(model, "randomisation_stages", None)
+    if callable(own):
+        return [(str(name), list(mods)) for name, mods in own()]
     named = dict(model.named_modules())
     features = getattr(model, "features", None)
     if isinstance(features, nn.Sequential):
@@ -112,8 +118,11 @@ def randomisation_stages(model: nn.Module) -> list[Stage]:
     return stages
 
 
-def _reinitialise(module: nn.Module) -> None:
-    if hasattr(module, "reset_parameters"):
+def _reinitialise(module: nn.Module | nn.Parameter) -> None:
+    if isinstance(module, nn.Parameter):  # a parameter of no module of its own (ViT's class token)
+        with torch.no_grad():
+            nn.init.normal_(module, std=0.01)
+    elif hasattr(module, "reset_parameters"):
         module.reset_parameters()  # conv / linear: fresh random weights; BatchNorm: identity, fresh statistics
     elif hasattr(module, "reset_running_stats"):
         module.reset_running_stats()
@@ -311,9 +320,9 @@ def stage_table(
 
 def _checked_stages(trained: nn.Module, stages: list[Stage] | None) -> list[Stage]:
     """``stages``, or :func:`randomisation_stages` of ``trained`` when None; ``ValueError`` for a module
-    name that is not one of ``trained.named_modules()``."""
+    name that is neither one of ``trained.named_modules()`` nor of its ``named_parameters()``."""
     stages = randomisation_stages(trained) if stages is None else stages
-    named = dict(trained.named_modules())
+    named = {**dict(trained.named_parameters()), **dict(trained.named_modules())}
     unknown = [n for _, mods in stages for n in mods if n not in named]
     if unknown:
         raise ValueError(f"randomisation_test: unknown module names in stages: {unknown}")
@@ -389,7 +398,7 @@ def randomisation_test(
     ref = _maps(method, trained, images, targets, options)
     per_stage = [_similarities(ref, ref)]
     randomised = copy.deepcopy(trained)
-    named = dict(randomised.named_modules())
+    named = {**dict(randomised.named_parameters()), **dict(randomised.named_modules())}
     with _seeded(randomised, seed):
         for _, mods in stages:  # cumulatively, from the output down
             for n in mods:

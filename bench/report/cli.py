@@ -6,10 +6,17 @@ import argparse
 from pathlib import Path
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """``"a,b"`` -> ``("a", "b")``; ``""`` -> ``()`` (no such role); ``None`` (not given) stays None."""
+    return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def _report(args: argparse.Namespace) -> int:
     from bench.report.scorecard import build_report
 
-    written = build_report(args.dir, out_dir=args.out, n_resamples=args.resamples, seed=args.seed)
+    written = build_report(args.dir, out_dir=args.out, n_resamples=args.resamples, seed=args.seed,
+                           reference=args.reference, baselines=_names(args.baselines),
+                           model_blind=_names(args.model_blind))
     out = Path(args.out) if args.out else Path(args.dir)
     print(f"wrote {len(written)} files under {out}:")
     for name in sorted(written, key=lambda n: (n.startswith("figures/"), n)):
@@ -30,4 +37,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", default=None, help="write there instead of into DIR")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per confidence interval (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--reference", default=None, metavar="METHOD",
+                   help="the method every other is tested against (default: the run's [report] reference, grad_cam)")
+    p.add_argument("--baselines", default=None, metavar="M1,M2",
+                   help="the maps every method must beat, comma-separated; '' for none (default: the run's, "
+                   "centre,random)")
+    p.add_argument("--model-blind", default=None, metavar="M1,M2",
+                   help="the model-blind maps whose best is the floor of the relative view (default: the run's, "
+                   "centre,random,edge)")
     p.set_defaults(handler=_report)

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.report.reference import BASELINES, REFERENCE_METHOD, direction
+from bench.report.reference import BASELINES, REFERENCE_METHOD, direction, roles_of
 
 STYLE = {
     "font.size": 9,
@@ -28,6 +28,7 @@ STYLE = {
     "legend.frameon": False,
 }
 _BASELINE_COLOURS = {"centre": "#7f7f7f", "random": "#bcbcbc"}
+_GREYS = ("#7f7f7f", "#bcbcbc", "#595959", "#a5a5a5", "#3f3f3f", "#d9d9d9")  # baselines, in the order given
 
 
 def new_figure(
@@ -76,22 +77,25 @@ def figure_legend(fig: Figure, handles, labels, width: float, top: float = 0.6) 
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1 - (width - 0.1) / w, 1 - top / h))
 
 
-def method_colours(methods) -> dict[str, str]:
-    """A fixed colour per method (sorted names, tab10/tab20), baselines in greys."""
+def method_colours(methods, *, baselines: tuple[str, ...] = BASELINES) -> dict[str, str]:
+    """A fixed colour per method (sorted names, tab10/tab20), the baselines in greys (``centre`` and ``random``
+    in their own greys whatever the order)."""
     import matplotlib
 
-    names = sorted(m for m in set(methods) if m not in _BASELINE_COLOURS)
+    greys = {**{b: _GREYS[i % len(_GREYS)] for i, b in enumerate(baselines)}, **_BASELINE_COLOURS}
+    greys = {b: greys[b] for b in baselines}
+    names = sorted(m for m in set(methods) if m not in greys)
     cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     colours = {m: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, m in enumerate(names)}
-    colours.update({m: c for m, c in _BASELINE_COLOURS.items() if m in set(methods)})
+    colours.update({m: c for m, c in greys.items() if m in set(methods)})
     return colours
 
 
-def ordered_methods(methods) -> list[str]:
-    """grad_cam first, the other methods by name, the baselines last."""
+def ordered_methods(methods, *, reference: str = REFERENCE_METHOD, baselines: tuple[str, ...] = BASELINES) -> list[str]:
+    """The reference method (default grad_cam) first, the other methods by name, the baselines last."""
     ms = sorted(set(methods))
-    first = [REFERENCE_METHOD] if REFERENCE_METHOD in ms else []
-    return first + [m for m in ms if m not in BASELINES and m not in first] + [m for m in BASELINES if m in ms]
+    first = [reference] if reference in ms and reference not in baselines else []
+    return first + [m for m in ms if m not in baselines and m not in first] + [m for m in baselines if m in ms]
 
 
 def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, str] | None = None) -> Figure | None:
@@ -109,8 +113,9 @@ def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, s
     if sub.empty:
         return None
     datasets = sorted(sub["dataset"].unique())
-    methods = ordered_methods(sub["method"])
-    colours = colours or method_colours(methods)
+    roles = roles_of(board)
+    methods = ordered_methods(sub["method"], reference=roles.reference, baselines=roles.baselines)
+    colours = colours or method_colours(methods, baselines=roles.baselines)
     n = len(methods)
     width = 0.8 / max(n, 1)
     lw = legend_width(methods)
@@ -129,7 +134,7 @@ def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, s
             err = np.vstack([mean - r["ci_low"].to_numpy(float), r["ci_high"].to_numpy(float) - mean])
             xs = x - 0.4 + width * (i + 0.5)
             ok = np.isfinite(mean)
-            style = dict(facecolor=colours.get(m, "#333333"), hatch="//" if m in BASELINES else None,
+            style = dict(facecolor=colours.get(m, "#333333"), hatch="//" if m in roles.baselines else None,
                          edgecolor="white", linewidth=0.3)
             if ok.any():
                 ax.bar(xs[ok], mean[ok], width, yerr=np.nan_to_num(err[:, ok]), label=m,
@@ -147,8 +152,9 @@ def bar_chart(board: pd.DataFrame, metric: str, model: str, colours: dict[str, s
     return fig
 
 
-def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str, str] | None = None) -> Figure | None:
-    """Mean ``curve`` ("deletion"/"insertion") per method, one panel per dataset.
+def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str, str] | None = None, *,
+                reference: str = REFERENCE_METHOD, baselines: tuple[str, ...] = BASELINES) -> Figure | None:
+    """Mean ``curve`` ("deletion"/"insertion"/"road_morf"/"road_lerf") per method, one panel per dataset (the baselines dashed).
 
     Seeds and folds are pooled with weights ``n`` (the images each stored mean curve averages).
     """
@@ -163,8 +169,8 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
     agg["value"] = agg["wv"] / agg["w"].where(agg["w"] > 0)
     agg = agg.reset_index()
     datasets = sorted(agg["dataset"].unique())
-    methods = ordered_methods(agg["method"])
-    colours = colours or method_colours(methods)
+    methods = ordered_methods(agg["method"], reference=reference, baselines=baselines)
+    colours = colours or method_colours(methods, baselines=baselines)
     ncol = min(4, len(datasets))
     nrow = int(np.ceil(len(datasets) / ncol))
     lw = legend_width(methods)
@@ -178,9 +184,9 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
                 if r.empty:
                     continue
                 ax.plot(r["fraction"], r["value"], color=colours.get(m, "#333"), lw=1.3,
-                        ls="--" if m in BASELINES else "-", label=m)
+                        ls="--" if m in baselines else "-", label=m)
             ax.set_title(d)
-            ax.set_xlabel("fraction of pixels " + ("removed" if curve == "deletion" else "restored"))
+            ax.set_xlabel("fraction of pixels " + {"insertion": "restored", "deletion": "removed"}.get(curve, "imputed"))
             ax.set_xlim(0, 1)
         for ax in axes.flat[len(datasets):]:
             ax.set_visible(False)
@@ -188,12 +194,12 @@ def curve_chart(curves: pd.DataFrame, curve: str, model: str, colours: dict[str,
             ax.set_ylabel("probability of the class")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         figure_legend(fig, handles, labels, lw)
-        better = "lower" if curve == "deletion" else "higher"
-        fig.suptitle(f"Mean {curve} curves ({better} area is better)", fontsize=10)
+        fig.suptitle(f"Mean {curve} curves ({direction(curve)} area is better)", fontsize=10)
     return fig
 
 
-def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | None = None) -> Figure | None:
+def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | None = None, *,
+                 reference: str = REFERENCE_METHOD, baselines: tuple[str, ...] = BASELINES) -> Figure | None:
     """Normalised similarity (abs Spearman) to the trained model's maps vs randomisation stage, one panel
     per dataset, one line per method with its bootstrap CI as a band, and the bar (0.5) dashed.
 
@@ -210,8 +216,8 @@ def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | Non
         return None
     stages = sub.groupby("stage_index")["stage"].first().sort_index()
     datasets = sorted(sub["dataset"].astype(str).unique())
-    methods = ordered_methods(sub["method"])
-    colours = colours or method_colours(methods)
+    methods = ordered_methods(sub["method"], reference=reference, baselines=baselines)
+    colours = colours or method_colours(methods, baselines=baselines)
     agg = (sub.assign(dataset=sub["dataset"].astype(str))
            .groupby(["dataset", "method", "stage_index"])
            .agg(normalised=("normalised", "mean"), lo=("normalised_ci_low", "min"), hi=("normalised_ci_high", "max")))
@@ -231,7 +237,7 @@ def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | Non
                 x = r.index.to_numpy()
                 ax.fill_between(x, r["lo"].to_numpy(float), r["hi"].to_numpy(float), color=c, alpha=0.15, lw=0)
                 ax.plot(x, r["normalised"].to_numpy(float), marker="o", ms=3, lw=1.3, color=c, label=m,
-                        ls="--" if m in BASELINES else "-")
+                        ls="--" if m in baselines else "-")
             ax.axhline(BAR, color="black", ls="--", lw=1.0, label=f"bar ({BAR:g})")
             ax.set_xticks(stages.index, [str(s) for s in stages.to_numpy()], rotation=30, ha="right")
             ax.set_title(d)
@@ -251,4 +257,54 @@ def sanity_chart(sanity: pd.DataFrame, model: str, colours: dict[str, str] | Non
         fig.suptitle("Cascading randomisation: normalised similarity to the trained model's maps\n"
                      "1 = unchanged, 0 = as by the fully random model; passes if the band is under the bar "
                      "at the first stage", fontsize=10)
+    return fig
+
+
+def agreement_heatmap(matrices: dict[str, pd.DataFrame]) -> Figure | None:
+    """Heatmaps of Kendall's tau between metrics: one panel per scope (``{"overall": (K, K) frame, dataset:
+    ...}``, in that order), diverging colours from -1 (red) through 0 (white) to +1 (blue), the value written in
+    each cell (NaN cells grey); metric names on the outer panels only. None when there is no matrix."""
+    import matplotlib
+
+    mats = {k: v for k, v in matrices.items() if v is not None and not v.empty}
+    if not mats:
+        return None
+    names = list(mats)
+    k = max(len(m) for m in mats.values())
+    side = max(1.6, 0.3 * k)
+    gap = 0.25
+    ncol = min(4, len(names))
+    nrow = int(np.ceil(len(names) / ncol))
+    label = 0.075 * max(len(str(x)) for m in mats.values() for x in m.index) + 0.2
+    top, cbar = 0.55, 0.9
+    width = label + ncol * side + (ncol - 1) * gap + cbar
+    height = top + nrow * side + (nrow - 1) * (gap + 0.25) + label
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#d0d0d0")
+    with matplotlib.rc_context({**STYLE, "axes.grid": False, "font.size": 7}):
+        im = None
+        for i, name in enumerate(names):
+            r, c = divmod(i, ncol)
+            x0 = label + c * (side + gap)
+            y0 = height - top - (r + 1) * side - r * (gap + 0.25)
+            ax = fig.add_axes((x0 / width, y0 / height, side / width, side / height))
+            m = mats[name]
+            vals = m.to_numpy(dtype=float)
+            im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=-1, vmax=1)
+            ticks = np.arange(len(m))
+            last_in_column = i + ncol >= len(names)
+            ax.set_xticks(ticks, [str(x) for x in m.columns] if last_in_column else [""] * len(m), rotation=90)
+            ax.set_yticks(ticks, [str(x) for x in m.index] if c == 0 else [""] * len(m))
+            ax.set_title(name, fontsize=8.5)
+            for (a, b), v in np.ndenumerate(vals):
+                if np.isfinite(v) and len(m) <= 10:
+                    ax.text(b, a, f"{v:.1f}".replace("-0.0", "0.0"), ha="center", va="center", fontsize=5.5,
+                            color="white" if abs(v) > 0.6 else "black")
+        if im is not None:
+            cax = fig.add_axes(((width - cbar + 0.25) / width, (height - top - side) / height, 0.12 / width,
+                                side / height))
+            fig.colorbar(im, cax=cax, label="Kendall tau")
+        fig.suptitle("Agreement between the metrics' rankings of the methods (Kendall tau; +1 = same order)",
+                     fontsize=10, y=1 - 0.15 / height)
     return fig

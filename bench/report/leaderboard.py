@@ -1,5 +1,10 @@
 """Leaderboards: per dataset, model, method and metric, the mean with a bootstrap CI, ranks with bootstrap
-intervals, and paired comparisons against the baselines and against grad_cam.
+intervals, and paired comparisons against the baselines and against the reference method.
+
+The roles (:class:`bench.report.reference.Roles`) are options of :func:`leaderboard`: the reference method
+(default ``grad_cam``), the baselines (default ``centre``, ``random``) and the model-blind maps (default
+``centre``, ``random``, ``edge``). Below, ``grad_cam``, ``centre`` and ``random`` stand for whatever was chosen;
+the column names follow (``vs_<reference>*``, ``beats_<baseline>``).
 
 What one row of :func:`leaderboard` summarises: all rows of the results table with the same
 ``(dataset, model, method, metric)``. An *observation* is one image scored by one trained model
@@ -51,6 +56,12 @@ mean difference (``vs_grad_cam_diff``, which a few large differences can flip). 
 "better"/"worse" when Holm p < alpha and the HL estimate is on that side (by the metric's direction),
 "unclear" when Holm p < alpha but the HL estimate is 0, "n.s." when Holm p >= alpha, and "n/a" when the
 test was not run (too few non-zero differences, see :func:`bench.report.stats.paired_wilcoxon`).
+
+Subsets (means of the valid values, no CI): ``mean_small``/``n_small`` and ``mean_large``/``n_large``, lesions
+smaller than one cell of the method's grid and the rest; ``mean_verified``/``n_verified`` and
+``mean_unverified``/``n_unverified``, the images whose prediction depends on the lesion (``lesion_used`` in the
+results: removing the lesion lowered the target's probability by at least the suite's ``report.verified_drop``)
+and the images measured but not verified. Images without a measurement are in neither.
 """
 
 from __future__ import annotations
@@ -64,7 +75,9 @@ import pandas as pd
 from scipy import stats as _st
 
 from bench.report.markdown import markdown_table
-from bench.report.reference import BASELINES, MODEL_BLIND, REFERENCE_METHOD, ceiling_of, direction, is_oracle
+from bench.report.reference import (
+    BASELINES, MODEL_BLIND, REFERENCE_METHOD, Roles, ceiling_of, code_list, direction, is_oracle, roles_of,
+)
 from bench.report.stats import holm, nan_quantiles, resampled_means, signed_rank_columns
 from bench.results import OPTIONAL_RESULT_COLUMNS, RESULT_COLUMNS
 
@@ -77,13 +90,24 @@ DUPLICATE_KEY = ["run", "dataset", "model", "seed", "fold", "method", "metric", 
 
 RANK_DECIMALS = 9  # means closer than this rank as ties
 
-LEADERBOARD_COLUMNS = [
-    *GROUP, "direction", "mean", "between_model_sd", "ci_low", "ci_high", "n_valid", "n_models", "n_degenerate",
-    "n_excluded", "n_rows", "rank", "rank_low", "rank_high", "relative", "relative_low", "relative_high", "ceiling",
-    "mean_small", "n_small", "mean_large", "n_large",
-    *[f"beats_{b}" for b in BASELINES], "beats_baselines",
-    "vs_grad_cam", "vs_grad_cam_diff", "vs_grad_cam_hl", "vs_grad_cam_p", "vs_grad_cam_p_holm", "vs_grad_cam_pairs",
-]
+def reference_columns(reference: str = REFERENCE_METHOD) -> list[str]:
+    """The columns of the comparisons against ``reference``: ``vs_<reference>`` (the verdict), ``_diff``,
+    ``_hl``, ``_p``, ``_p_holm``, ``_pairs``."""
+    return [f"vs_{reference}{s}" for s in ("", "_diff", "_hl", "_p", "_p_holm", "_pairs")]
+
+
+def leaderboard_columns(roles: Roles = Roles()) -> list[str]:
+    """The columns of a leaderboard built with ``roles`` (``beats_<baseline>`` and ``vs_<reference>*`` follow them)."""
+    return [
+        *GROUP, "direction", "mean", "between_model_sd", "ci_low", "ci_high", "n_valid", "n_models", "n_degenerate",
+        "n_excluded", "n_rows", "rank", "rank_low", "rank_high", "relative", "relative_low", "relative_high",
+        "ceiling", "mean_small", "n_small", "mean_large", "n_large", "mean_verified", "n_verified", "mean_unverified",
+        "n_unverified",
+        *[f"beats_{b}" for b in roles.baselines], "beats_baselines", *reference_columns(roles.reference),
+    ]
+
+
+LEADERBOARD_COLUMNS = leaderboard_columns()  # with the default roles
 
 
 def check_results(results: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +149,7 @@ def _better(diff_low: float, diff_high: float, dirn: str) -> bool | None:
 
 
 def _verdict(p_holm: float, hl: float, dirn: str, alpha: float) -> str:
-    """``vs_grad_cam`` from the Holm p-value and the Hodges-Lehmann estimate (see the module docstring)."""
+    """``vs_<reference>`` from the Holm p-value and the Hodges-Lehmann estimate (see the module docstring)."""
     if not np.isfinite(p_holm):
         return "n/a"
     if p_holm >= alpha:
@@ -190,6 +214,9 @@ def leaderboard(
     confidence: float = 0.95,
     seed: int = 0,
     alpha: float = 0.05,
+    reference: str = REFERENCE_METHOD,
+    baselines: tuple[str, ...] = BASELINES,
+    model_blind: tuple[str, ...] = MODEL_BLIND,
 ) -> pd.DataFrame:
     """The leaderboard of a results table (one row per dataset x model x method x metric).
 
@@ -198,13 +225,17 @@ def leaderboard(
         n_resamples, confidence, seed: of the bootstrap (CIs, rank intervals, baseline comparisons). One
             set of resamples per (dataset, model), shared by its methods and metrics; see the module
             docstring for the one- and two-level resampling.
-        alpha: significance level of the Holm-corrected comparisons against grad_cam.
+        alpha: significance level of the Holm-corrected comparisons against the reference method.
+        reference, baselines, model_blind: the roles (:class:`bench.report.reference.Roles`): the method every
+            other is tested against, the maps every method must beat, the maps whose best is the floor of the
+            relative view. A user's method can be the reference.
 
     Returns:
-        DataFrame with ``LEADERBOARD_COLUMNS`` (see the module docstring for each rule), sorted by
-        dataset, model, metric, rank. ``beats_*`` are pandas nullable booleans (NA = not compared).
-        ``attrs["rank_samples"]`` holds the bootstrap ranks (:class:`RankSamples`) for
-        :func:`overall_ranking`. Groups without a valid value have NaN mean, CI and ranks.
+        DataFrame with :func:`leaderboard_columns` of the roles (``LEADERBOARD_COLUMNS`` with the defaults; see
+        the module docstring for each rule), sorted by dataset, model, metric, rank. ``beats_*`` are pandas
+        nullable booleans (NA = not compared). ``attrs["rank_samples"]`` holds the bootstrap ranks
+        (:class:`RankSamples`) for :func:`overall_ranking`, ``attrs["roles"]`` the :class:`Roles`. Groups
+        without a valid value have NaN mean, CI and ranks.
 
     Raises:
         ValueError: missing columns, duplicated rows, a metric without a known direction, or
@@ -214,9 +245,13 @@ def leaderboard(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    roles = Roles(reference, tuple(baselines), tuple(model_blind))
+    columns = leaderboard_columns(roles)
     df = check_results(results)
     if df.empty:
-        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+        empty = pd.DataFrame(columns=columns)
+        empty.attrs["roles"] = roles
+        return empty
     directions = {m: direction(m) for m in df["metric"].unique()}
     used = df[df["excluded"] == ""]
     valid = used[np.isfinite(used["value"].to_numpy())]
@@ -235,19 +270,22 @@ def leaderboard(
     board["direction"] = board["metric"].map(directions)
     board["rank"] = _point_ranks(board)
     board = board.merge(_by_lesion_size(valid), on=GROUP, how="left")
+    board = board.merge(_by_lesion_use(valid), on=GROUP, how="left")
 
-    resampled, samples = _resampled(df, valid, board, directions, n_resamples=n_resamples,
+    resampled, samples = _resampled(df, valid, board, directions, roles, n_resamples=n_resamples,
                                     confidence=confidence, seed=seed, alpha=alpha)
     board = board.merge(resampled, on=GROUP, how="left")
-    for c in (*[f"beats_{b}" for b in BASELINES], "beats_baselines"):
+    for c in (*[f"beats_{b}" for b in roles.baselines], "beats_baselines"):
         board[c] = board[c].astype("boolean")
-    board["vs_grad_cam"] = board["vs_grad_cam"].astype(object).fillna("")  # all-NaN (float) when no grad_cam
-    board["vs_grad_cam_pairs"] = board["vs_grad_cam_pairs"].fillna(0).astype(int)
-    for c in ("n_small", "n_large"):
+    verdict, *_, pairs = reference_columns(roles.reference)
+    board[verdict] = board[verdict].astype(object).fillna("")  # all-NaN (float) when the reference was not run
+    board[pairs] = board[pairs].fillna(0).astype(int)
+    for c in ("n_small", "n_large", "n_verified", "n_unverified"):
         board[c] = board[c].fillna(0).astype(int)
     board = board.sort_values(["dataset", "model", "metric", "rank", "method"], na_position="last")
-    board = board[LEADERBOARD_COLUMNS].reset_index(drop=True)
+    board = board[columns].reset_index(drop=True)
     board.attrs["rank_samples"] = RankSamples(samples, confidence)
+    board.attrs["roles"] = roles
     return board
 
 
@@ -271,6 +309,28 @@ def _by_lesion_size(valid: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(columns=[*GROUP, *cols])
 
 
+def _by_lesion_use(valid: pd.DataFrame) -> pd.DataFrame:
+    """Per GROUP, the mean and count of the valid values on the *verified* images (``lesion_used``: removing the
+    lesion lowered the target's probability by at least the suite's ``report.verified_drop``; the model uses the
+    lesion, so a map that misses it misses what the model used) and on the images measured but not verified (the
+    model did not need the lesion: a map that looks elsewhere may be right). Images without a measurement (NA)
+    are in neither. NaN means and 0 counts where the results carry no ``lesion_used`` or a subset is empty."""
+    cols = ["mean_verified", "n_verified", "mean_unverified", "n_unverified"]
+    if "lesion_used" not in valid.columns:
+        return pd.DataFrame(columns=[*GROUP, *cols])
+    used = valid["lesion_used"].astype("boolean")
+    parts = []
+    for name, sel in (("verified", used.fillna(False)), ("unverified", (~used).fillna(False))):
+        g = valid[sel.to_numpy(dtype=bool)].groupby(GROUP)["value"]
+        parts.append(pd.DataFrame({f"mean_{name}": g.mean(), f"n_{name}": g.size()}))
+    out = pd.concat(parts, axis=1).reset_index()
+    if out.empty:
+        return pd.DataFrame(columns=[*GROUP, *cols])
+    for c in ("n_verified", "n_unverified"):
+        out[c] = out[c].fillna(0).astype(int)
+    return out.reindex(columns=[*GROUP, *cols])
+
+
 def _point_ranks(board: pd.DataFrame) -> pd.Series:
     """Rank of each row's mean within its (dataset, model, metric), 1 = best, ties averaged, NaN kept."""
     key = np.where(board["direction"] == "lower", board["mean"], -board["mean"])
@@ -281,11 +341,12 @@ def _point_ranks(board: pd.DataFrame) -> pd.Series:
 
 
 def _resampled(
-    df: pd.DataFrame, valid: pd.DataFrame, board: pd.DataFrame, directions: dict[str, str], *,
+    df: pd.DataFrame, valid: pd.DataFrame, board: pd.DataFrame, directions: dict[str, str], roles: Roles, *,
     n_resamples: int, confidence: float, seed: int, alpha: float,
 ) -> tuple[pd.DataFrame, dict]:
-    """CIs, rank intervals, baseline comparisons and tests vs grad_cam; one set of resamples per
+    """CIs, rank intervals, baseline comparisons and tests vs the reference method; one set of resamples per
     (dataset, model), vectorised over resamples, methods and metrics. Returns (rows by GROUP, samples)."""
+    baselines = roles.baselines
     point = dict(zip(zip(*(board[c] for c in GROUP)), zip(board["mean"], board["rank"])))  # GROUP -> (mean, rank)
     out: list[dict] = []
     samples: dict = {}
@@ -309,7 +370,7 @@ def _resampled(
         # one matrix of every series this unit needs: the methods' values, then their differences to each baseline
         blocks = [v for _, _, v in families]
         for _, methods, values in families:
-            blocks += [values - values[:, [methods.index(b)]] for b in BASELINES if b in methods]
+            blocks += [values - values[:, [methods.index(b)]] for b in baselines if b in methods]
         means = resampled_means(np.hstack(blocks), models, n_resamples=n_resamples,
                                 seed=_unit_seed(seed, dataset, model))
 
@@ -325,7 +386,7 @@ def _resampled(
             ranks = _ranks(np.where(ranked, fam_means, np.nan), directions[metric])
             rank_low, rank_high = _interval(ranks, confidence, pr, order=True)
             samples[(dataset, model, metric)] = (tuple(np.asarray(methods)[ranked]), ranks[:, ranked].astype(np.float32))
-            relative = _relative(methods, pm, fam_means, directions[metric], confidence)
+            relative = _relative(methods, pm, fam_means, directions[metric], confidence, roles.model_blind)
             rows = {meth: dict(dataset=dataset, model=model, method=meth, metric=metric, ci_low=ci_low[i],
                                ci_high=ci_high[i], rank_low=rank_low[i], rank_high=rank_high[i], **relative[i])
                     for i, meth in enumerate(methods)}
@@ -334,7 +395,7 @@ def _resampled(
         for metric, methods, values, rows in per_family:
             dirn = directions[metric]
             verdicts: dict[str, list[bool]] = {meth: [] for meth in methods}
-            for b in BASELINES:
+            for b in baselines:
                 if b not in methods:
                     for meth in methods:
                         rows[meth][f"beats_{b}"] = None
@@ -348,13 +409,11 @@ def _resampled(
                         verdicts[meth].append(v)
             for meth in methods:
                 rows[meth]["beats_baselines"] = (all(verdicts[meth]) if verdicts[meth] else None) \
-                    if meth not in BASELINES and not is_oracle(meth) else None
-            if REFERENCE_METHOD in methods:
-                _vs_reference(values, methods, images, len(image_names), rows, dirn, alpha)
+                    if meth not in baselines and not is_oracle(meth) else None
+            if roles.reference in methods:
+                _vs_reference(values, methods, images, len(image_names), rows, dirn, alpha, roles.reference)
     cols = [*GROUP, "ci_low", "ci_high", "rank_low", "rank_high", "relative", "relative_low", "relative_high",
-            "ceiling", *[f"beats_{b}" for b in BASELINES],
-            "beats_baselines", "vs_grad_cam", "vs_grad_cam_diff", "vs_grad_cam_hl", "vs_grad_cam_p",
-            "vs_grad_cam_p_holm", "vs_grad_cam_pairs"]
+            "ceiling", *[f"beats_{b}" for b in baselines], "beats_baselines", *reference_columns(roles.reference)]
     return pd.DataFrame(out).reindex(columns=cols), samples
 
 
@@ -362,15 +421,15 @@ MIN_SPAN = 0.1  # the least ceiling - floor (metric units, all metrics in [0, 1]
 
 
 def _relative(methods: list[str], point: np.ndarray, resampled: np.ndarray, dirn: str,
-              confidence: float) -> list[dict]:
+              confidence: float, model_blind: tuple[str, ...] = MODEL_BLIND) -> list[dict]:
     """Per method, its place between the best model-blind baseline (0) and the oracle at its own resolution
-    (1): ``(mean - floor) / (ceiling - floor)``, with the floor the best of ``MODEL_BLIND`` by the metric's
+    (1): ``(mean - floor) / (ceiling - floor)``, with the floor the best of ``model_blind`` by the metric's
     direction and the ceiling :func:`bench.report.reference.ceiling_of` the method; the CI from the same
     resamples (``resampled`` (B, M) means). NaN for the oracles, when the floor or ceiling was not run, or
     when the ceiling is better than the floor by less than :data:`MIN_SPAN` (on the metric's 0-1 scale: there
     the metric can hardly tell a perfect map from a blind one, and the ratio would magnify noise)."""
     col = {m: i for i, m in enumerate(methods)}
-    blind = [col[b] for b in MODEL_BLIND if b in col]
+    blind = [col[b] for b in model_blind if b in col]
     out = []
     for i, meth in enumerate(methods):
         ceiling = ceiling_of(meth)
@@ -398,10 +457,10 @@ def _relative(methods: list[str], point: np.ndarray, resampled: np.ndarray, dirn
 
 
 def _vs_reference(values: np.ndarray, methods: list[str], images: np.ndarray, n_images: int, rows: dict,
-                  dirn: str, alpha: float) -> None:
-    """Wilcoxon of each method against grad_cam over per-image differences (averaged over the models that
+                  dirn: str, alpha: float, reference: str = REFERENCE_METHOD) -> None:
+    """Wilcoxon of each method against ``reference`` over per-image differences (averaged over the models that
     scored the image), Holm within this (dataset, model, metric), direction from Hodges-Lehmann."""
-    diff = values - values[:, [methods.index(REFERENCE_METHOD)]]  # (n, M)
+    diff = values - values[:, [methods.index(reference)]]  # (n, M)
     ok = np.isfinite(diff)
     sums = np.zeros((n_images, diff.shape[1]))
     count = np.zeros_like(sums)
@@ -409,15 +468,15 @@ def _vs_reference(values: np.ndarray, methods: list[str], images: np.ndarray, n_
     np.add.at(count, images, ok)
     with np.errstate(invalid="ignore"):
         per_image = sums / count  # (images, M), NaN where no model scored both
-    others = [i for i, meth in enumerate(methods) if meth != REFERENCE_METHOD and not is_oracle(meth)]
+    others = [i for i, meth in enumerate(methods) if meth != reference and not is_oracle(meth)]
     tests = signed_rank_columns(per_image[:, others])
     adjusted = holm([t.pvalue for t in tests])
+    verdict, diff_c, hl_c, p_c, holm_c, pairs_c = reference_columns(reference)
     for i, t, p_adj in zip(others, tests, adjusted):
-        rows[methods[i]].update(
-            vs_grad_cam=_verdict(p_adj, t.hodges_lehmann, dirn, alpha), vs_grad_cam_diff=t.mean_difference,
-            vs_grad_cam_hl=t.hodges_lehmann, vs_grad_cam_p=t.pvalue, vs_grad_cam_p_holm=p_adj,
-            vs_grad_cam_pairs=t.n_pairs,
-        )
+        rows[methods[i]].update({
+            verdict: _verdict(p_adj, t.hodges_lehmann, dirn, alpha), diff_c: t.mean_difference,
+            hl_c: t.hodges_lehmann, p_c: t.pvalue, holm_c: p_adj, pairs_c: t.n_pairs,
+        })
 
 
 def overall_ranking(board: pd.DataFrame) -> pd.DataFrame:
@@ -441,7 +500,8 @@ def overall_ranking(board: pd.DataFrame) -> pd.DataFrame:
 
     Sorted by ``mean_rank`` (1 = best) within model.
     """
-    beats = [f"beats_{b}" for b in BASELINES]
+    baselines = roles_of(board).baselines
+    beats = [f"beats_{b}" for b in baselines]
     tail = ["mean_rank", "overall_rank", "overall_rank_low", "overall_rank_high", "n_datasets", *beats,
             "beats_baselines"]
     board = board[~board["method"].map(is_oracle)] if not board.empty else board  # references are not ranked
@@ -452,11 +512,11 @@ def overall_ranking(board: pd.DataFrame) -> pd.DataFrame:
     per["mean_rank"] = per.mean(axis=1, skipna=True)
     per["n_datasets"] = board.groupby(["model", "method"])["dataset"].nunique()
     method_of = per.index.get_level_values("method")
-    for col, own in [*zip(beats, BASELINES), ("beats_baselines", None)]:
+    for col, own in [*zip(beats, baselines), ("beats_baselines", None)]:
         compared = board.dropna(subset=[col])
         k = compared.groupby(["model", "method"])[col].agg(lambda s: f"{int(s.sum())}/{len(s)}")
         per[col] = k.astype(object).reindex(per.index).fillna("-")
-        per.loc[(method_of == own) if own else method_of.isin(BASELINES), col] = "n/a"
+        per.loc[(method_of == own) if own else method_of.isin(baselines), col] = "n/a"
     per = per.reset_index()
     key = per["mean_rank"].round(RANK_DECIMALS)
     per["overall_rank"] = key.groupby(per["model"]).rank(method="average", na_option="keep")
@@ -471,7 +531,9 @@ def overall_ranking(board: pd.DataFrame) -> pd.DataFrame:
                 per.loc[idx, "overall_rank_low"], per.loc[idx, "overall_rank_high"] = interval
     rank_cols = [c for c in per.columns if c.startswith("rank_")]
     per = per[["model", "method", *rank_cols, *tail]].sort_values(["model", "mean_rank", "method"], na_position="last")
-    return per.reset_index(drop=True)
+    per = per.reset_index(drop=True)
+    per.attrs["roles"] = roles_of(board)
+    return per
 
 
 def _overall_interval(sub: pd.DataFrame, methods: list[str], samples: RankSamples, point: np.ndarray):
@@ -505,10 +567,13 @@ MARK_NOT_BEATING = "†"
 MARK_BETTER = "▲"
 MARK_WORSE = "▼"
 
-HOLM_FAMILY = (
-    "one Holm family per dataset, model and metric (the p-values of every other method, baselines included, "
-    "against `grad_cam` in that cell; datasets, models and metrics are separate families)"
-)
+def holm_family(reference: str = REFERENCE_METHOD) -> str:
+    """How the Holm families are formed, one phrase (markdown)."""
+    return ("one Holm family per dataset, model and metric (the p-values of every other method, baselines "
+            f"included, against `{reference}` in that cell; datasets, models and metrics are separate families)")
+
+
+HOLM_FAMILY = holm_family()  # with the default reference
 
 
 def format_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
@@ -527,16 +592,17 @@ def format_rank(rank: float, low: float, high: float) -> str:
     return f"{rank:g} [{low:g}, {high:g}]"
 
 
-def marks(row) -> str:
-    """Marks of one leaderboard row: † does not beat the baselines, ▲/▼ vs grad_cam (Holm p < alpha and the
-    Hodges-Lehmann estimate on that side)."""
+def marks(row, roles: Roles = Roles()) -> str:
+    """Marks of one leaderboard row: † does not beat the baselines, ▲/▼ vs the reference method (Holm p < alpha
+    and the Hodges-Lehmann estimate on that side)."""
     s = ""
     beats = row["beats_baselines"]
-    if row["method"] not in BASELINES and not pd.isna(beats) and not bool(beats):
+    if row["method"] not in roles.baselines and not pd.isna(beats) and not bool(beats):
         s += MARK_NOT_BEATING
-    if row["vs_grad_cam"] == "better":
+    verdict = row.get(f"vs_{roles.reference}", "")
+    if verdict == "better":
         s += MARK_BETTER
-    elif row["vs_grad_cam"] == "worse":
+    elif verdict == "worse":
         s += MARK_WORSE
     return s
 
@@ -573,19 +639,21 @@ def leaderboard_markdown(
     """The readable leaderboard: overall ranking first, then per metric a methods x datasets table, each
     with a line saying what its CIs cover."""
     overall = overall_ranking(board) if overall is None else overall
+    roles = roles_of(board)
     models = sorted(board["model"].unique()) if not board.empty else []
+    every = {1: "", 2: "both "}.get(len(roles.baselines), "every one of ")
     parts = [
         f"# {title}\n\n",
         f"Mean with a 95% percentile bootstrap confidence interval ({n_resamples} seeded resamples: of the "
         "images, or, with several trained models, of the models and then the images within each). "
         "`#k [a, b]` is the rank within the dataset (1 = best by the metric's direction) and its 95% "
         "bootstrap interval (the same resampled images for every method). "
-        f"{MARK_NOT_BEATING} = does not beat both `centre` and `random` beyond the CI of the paired difference "
-        "(every method, baselines included, is compared with every baseline; a baseline against itself is "
-        f"n/a). {MARK_BETTER}/{MARK_WORSE} = significantly better/worse than `grad_cam`: paired Wilcoxon "
-        "signed-rank test over images (differences averaged over the trained models that scored an image), "
-        f"Holm-corrected with {HOLM_FAMILY}, p < 0.05, and the direction given by the Hodges-Lehmann "
-        "estimate of the differences, not by their mean. Rebuilt by `bench report`; do not edit.\n",
+        f"{MARK_NOT_BEATING} = does not beat {every}{code_list(roles.baselines)} beyond the CI of the paired "
+        "difference (every method, baselines included, is compared with every baseline; a baseline against "
+        f"itself is n/a). {MARK_BETTER}/{MARK_WORSE} = significantly better/worse than `{roles.reference}`: "
+        "paired Wilcoxon signed-rank test over images (differences averaged over the trained models that scored "
+        f"an image), Holm-corrected with {holm_family(roles.reference)}, p < 0.05, and the direction given by the "
+        "Hodges-Lehmann estimate of the differences, not by their mean. Rebuilt by `bench report`; do not edit.\n",
     ]
     if board.empty:
         return "".join(parts) + "\n(no results)\n"
@@ -600,7 +668,7 @@ def leaderboard_markdown(
                 "method": r["method"], **{c[5:]: r[c] for c in rank_cols}, "mean rank": r["mean_rank"],
                 "rank": format_rank(r.get("overall_rank", np.nan), r.get("overall_rank_low", np.nan),
                                     r.get("overall_rank_high", np.nan)),
-                **{f"beats {b}": r.get(f"beats_{b}", "-") for b in BASELINES},
+                **{f"beats {b}": r.get(f"beats_{b}", "-") for b in roles.baselines},
                 "beats baselines": r["beats_baselines"],
             })
         parts.append(f"\n## Overall ranking{prefix}\n\nMean rank across datasets (lower is better); `rank` is the "
@@ -622,13 +690,14 @@ def leaderboard_markdown(
                     text = format_ci(r["mean"], r["ci_low"], r["ci_high"], digits)
                     if np.isfinite(r["rank"]):
                         text += " #" + format_rank(r["rank"], r.get("rank_low", np.nan), r.get("rank_high", np.nan))
-                    row[d] = (text + " " + marks(r)).rstrip() + (" (ceiling)" if is_oracle(m) else "")
+                    row[d] = (text + " " + marks(r, roles)).rstrip() + (" (ceiling)" if is_oracle(m) else "")
                 table.append(row)
             parts.append(f"\n## {metric} ({dirn} is better){prefix}\n\n")
             parts.append(markdown_table(table, columns=["method", *datasets]))
             parts.append(f"\n{ci_coverage_note(sub)}\n")
-            parts.append(_relative_table(sub, methods, datasets, digits))
+            parts.append(_relative_table(sub, methods, datasets, digits, roles.model_blind))
             parts.append(_lesion_size_table(sub, methods, datasets, digits))
+            parts.append(_verified_table(sub, methods, datasets, digits))
     excluded = board[board["n_excluded"] > 0]
     if len(excluded):  # images an error kept out of every mean above
         per = excluded.groupby(["dataset", "model", "method"], sort=True)["n_excluded"].max().reset_index()
@@ -637,6 +706,12 @@ def leaderboard_markdown(
                      "exclusions' section.\n\n")
         parts.append(markdown_table(per.rename(columns={"n_excluded": "images excluded"}).to_dict("records")))
     return "".join(parts)
+
+
+def relative_note(model_blind: tuple[str, ...] = MODEL_BLIND) -> str:
+    """The paragraph above the relative view (markdown), naming the model-blind maps."""
+    blind = ", ".join(f"`{b}`" for b in model_blind) or "none"
+    return RELATIVE_NOTE.replace("(`centre`, `random`, `edge`: 0)", f"({blind}: 0)")
 
 
 RELATIVE_NOTE = (
@@ -651,7 +726,8 @@ RELATIVE_NOTE = (
 )
 
 
-def _relative_table(sub: pd.DataFrame, methods: list[str], datasets: list[str], digits: int) -> str:
+def _relative_table(sub: pd.DataFrame, methods: list[str], datasets: list[str], digits: int,
+                    model_blind: tuple[str, ...] = MODEL_BLIND) -> str:
     """The relative view of one metric's rows (methods x datasets), or "" when no row has one."""
     if "relative" not in sub.columns or not np.isfinite(sub["relative"].to_numpy(dtype=float)).any():
         return ""
@@ -665,7 +741,7 @@ def _relative_table(sub: pd.DataFrame, methods: list[str], datasets: list[str], 
             r = cells.get((m, d))
             row[d] = "-" if r is None else format_ci(r["relative"], r["relative_low"], r["relative_high"], 2)
         table.append(row)
-    return f"\n{RELATIVE_NOTE}\n\n" + markdown_table(table, columns=["method", *datasets])
+    return f"\n{relative_note(model_blind)}\n\n" + markdown_table(table, columns=["method", *datasets])
 
 
 LESION_SIZE_NOTE = (
@@ -690,6 +766,32 @@ def _lesion_size_table(sub: pd.DataFrame, methods: list[str], datasets: list[str
     table = [{"method": m, **{d: ("-" if (m, d) not in cells else cell(cells[(m, d)])) for d in shown}}
              for m in methods]
     return f"\n{LESION_SIZE_NOTE}\n\n" + markdown_table(table, columns=["method", *shown])
+
+
+VERIFIED_NOTE = (
+    "On the images whose prediction depends on the lesion (model-verified ground truth): `all / verified (n)`, the "
+    "mean on every scored image and on the verified ones only (removing the lesion lowered the explained class's "
+    "probability by at least the suite's `report.verified_drop`; `lesion_drop` in the results). A method that "
+    "scores much better on the verified images misses the lesion mostly where the model did not use it; one that "
+    "scores the same misses it where the model did."
+)
+
+
+def _verified_table(sub: pd.DataFrame, methods: list[str], datasets: list[str], digits: int) -> str:
+    """The model-verified view of one metric's rows (only datasets where some image was measured)."""
+    if "n_verified" not in sub.columns or not ((sub["n_verified"] + sub["n_unverified"]) > 0).any():
+        return ""
+    measured = sub["n_verified"] + sub["n_unverified"]
+    shown = [d for d in datasets if (measured[sub["dataset"] == d] > 0).any()]
+    cells = {(r["method"], r["dataset"]): r for _, r in sub.iterrows()}
+
+    def cell(r) -> str:
+        verified = f"{r['mean_verified']:.{digits}f} ({r['n_verified']})" if r["n_verified"] else "- (0)"
+        return f"{r['mean']:.{digits}f} / {verified}" if np.isfinite(r["mean"]) else f"- / {verified}"
+
+    table = [{"method": m, **{d: ("-" if (m, d) not in cells else cell(cells[(m, d)])) for d in shown}}
+             for m in methods]
+    return f"\n{VERIFIED_NOTE}\n\n" + markdown_table(table, columns=["method", *shown])
 
 
 def write_leaderboard(

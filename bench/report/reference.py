@@ -7,11 +7,74 @@ metric's direction is not repeated here but read from ``bench.metrics.METRICS`` 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+# The defaults of the three roles below; a suite's [report] table (reference, baselines, model_blind), `bench
+# report --reference/--baselines/--model-blind` or leaderboard(..., reference=...) choose others.
 BASELINES = ("centre", "random")  # methods that any useful explanation must beat
 MODEL_BLIND = ("centre", "random", "edge")  # maps that ignore the model: the floor of the relative view
 REFERENCE_METHOD = "grad_cam"  # every method is compared against this one, pairwise
 ORACLE, GRID_ORACLE = "oracle", "oracle_grid"  # the ceilings (bench.attribution.references): not methods
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which methods play which part in the leaderboards and the scorecard.
+
+    - ``reference``: every other method is tested against it (``vs_<reference>*`` columns: paired Wilcoxon,
+      Holm, Hodges-Lehmann; the ▲/▼ marks); default ``grad_cam``, the method the seed paper evaluates.
+    - ``baselines``: the maps any useful explanation must beat (``beats_<baseline>`` columns, the † mark, drawn
+      hatched / dashed in the figures); default ``centre`` and ``random``. May be empty.
+    - ``model_blind``: the maps that ignore the model; the best of them is the floor (0) of the relative-to-
+      ceiling view; default ``centre``, ``random``, ``edge``.
+
+    A role names a method; a method the results do not hold simply plays no part (no comparisons, no floor).
+
+    Raises:
+        ValueError: an empty or non-string name, or a name twice in one role.
+    """
+
+    reference: str = REFERENCE_METHOD
+    baselines: tuple[str, ...] = BASELINES
+    model_blind: tuple[str, ...] = MODEL_BLIND
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reference, str) or not self.reference:
+            raise ValueError(f"the reference method must be a method name, got {self.reference!r}")
+        for role in ("baselines", "model_blind"):
+            names = getattr(self, role)
+            if isinstance(names, str):
+                names = (names,)
+            names = tuple(names)
+            if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+                raise ValueError(f"{role} must be distinct method names, got {names!r}")
+            object.__setattr__(self, role, names)
+
+
+DEFAULT_ROLES = Roles()
+
+
+def roles_of(board) -> Roles:
+    """The roles a leaderboard was built with: ``board.attrs["roles"]`` (set by ``leaderboard``), else read from
+    its columns (``beats_<baseline>``, ``vs_<reference>_p_holm``: a board read back from leaderboard.csv, or an
+    overall ranking), else :data:`DEFAULT_ROLES`. ``model_blind`` is not in the columns: the default then."""
+    roles = getattr(board, "attrs", {}).get("roles")
+    if isinstance(roles, Roles):
+        return roles
+    cols = [str(c) for c in getattr(board, "columns", [])]
+    if "beats_baselines" not in cols:
+        return DEFAULT_ROLES
+    baselines = tuple(c[len("beats_"):] for c in cols if c.startswith("beats_") and c != "beats_baselines")
+    refs = [c[len("vs_"):-len("_p_holm")] for c in cols if c.startswith("vs_") and c.endswith("_p_holm")]
+    return Roles(reference=refs[0] if refs else REFERENCE_METHOD, baselines=baselines)
+
+
+def code_list(names) -> str:
+    """``"`a`, `b` and `c`"`` (markdown), ``"none"`` for no names."""
+    quoted = [f"`{n}`" for n in names]
+    if not quoted:
+        return "none"
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def is_oracle(method: str) -> bool:
@@ -45,6 +108,11 @@ METRIC_HELP = {
     "removed first (RISE): a faithful map makes the probability collapse quickly.",
     "insertion": "Area under the model's probability as the most salient pixels are restored first into a "
     "blurred image (RISE): a faithful map makes the probability rise quickly.",
+    "road_morf": "ROAD, most relevant first (Rong et al. 2022): the model's probability for the explained class, "
+    "averaged over 10-90 % of the pixels removed, most salient first, each removed pixel filled from its "
+    "neighbours plus a little noise (so the hole's shape gives nothing away): a faithful map makes it fall fast.",
+    "road_lerf": "ROAD, least relevant first: the same with the least salient pixels removed first; a faithful "
+    "map keeps the probability high, since what it calls irrelevant should not matter.",
 }
 
 # The seed paper's Table 2 (FF-VGG19), keyed by the seed dataset key. Values in percent; None where the

@@ -3,9 +3,11 @@
 :func:`build_report` reads only the stored files of a sweep run folder (docs/CONTRACTS.md, "Sweep run
 folder") and writes, into the same folder unless ``out_dir`` is given:
 
-- ``leaderboard.csv``, ``leaderboard_overall.csv``, ``leaderboard.md`` (always);
+- ``leaderboard.csv``, ``leaderboard_overall.csv``, ``leaderboard.md``, ``metric_agreement.csv`` (always);
 - ``classification.csv``, ``classification.md`` (when ``classification.parquet`` exists);
 - ``sanity_summary.csv`` (when ``sanity.parquet`` exists);
+- ``verification.csv`` / ``class_sensitivity.csv`` (when ``verified.parquet`` / ``class_sensitivity.parquet``
+  exist: :mod:`bench.report.model_checks`);
 - ``shortcuts_*.csv`` and the Shortcuts section (when ``shortcuts.parquet`` exists: the shortcut suite);
 - ``figures/*.png`` (bar charts, curves, sanity), ``figures/gallery_*.jpg`` and ``scorecard.html``.
 
@@ -33,9 +35,13 @@ from bench.report.leaderboard import (
     overall_ranking, write_leaderboard,
 )
 from bench.report.reference import (
-    BASELINES, PAPER_CITATION, REFERENCE_METHOD, direction, is_oracle, metric_help,
+    PAPER_CITATION, Roles, direction, is_oracle, metric_help, roles_of,
 )
 from bench.report.sanity import sanity_summary
+from bench.report.model_checks import model_check_entries
+from bench.report.repeatability import repeatability_entries
+from bench.report.trust import agreement_entry, metric_agreement, write_agreement
+from bench.report.trust import section as trust_section
 
 OPTIONAL_OUTPUTS = {
     "classification.parquet": ("classification.csv", "classification.md"),
@@ -78,6 +84,9 @@ def build_report(
     n_resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    reference: str | None = None,
+    baselines: tuple[str, ...] | None = None,
+    model_blind: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """Rebuild all tables and figures of ``run_dir`` and write ``scorecard.html``.
 
@@ -85,6 +94,9 @@ def build_report(
         run_dir: a sweep run folder (holds at least ``results.parquet``).
         out_dir: where to write (default: ``run_dir`` itself).
         n_resamples, seed, confidence: of the bootstrap confidence intervals.
+        reference, baselines, model_blind: the roles of :class:`bench.report.reference.Roles`; ``None`` = the
+            run's own (its suite's ``[report]`` table in ``run.json``), else the defaults (grad_cam; centre,
+            random; centre, random, edge).
 
     Returns:
         ``{name: path}`` of every file written (names relative to the output folder).
@@ -109,7 +121,9 @@ def build_report(
     results = pd.read_parquet(results_path)
     run_info = _read_run_json(run_dir / "run.json")
     run_name = _run_name(results, run_info, run_dir)
-    board = leaderboard(results, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    roles = run_roles(run_info, reference=reference, baselines=baselines, model_blind=model_blind)
+    board = leaderboard(results, n_resamples=n_resamples, confidence=confidence, seed=seed,
+                        reference=roles.reference, baselines=roles.baselines, model_blind=roles.model_blind)
     overall = overall_ranking(board)
     written: dict[str, Path] = dict(write_leaderboard(board, out, title=f"Leaderboard: {run_name}", n_resamples=n_resamples))
 
@@ -127,22 +141,33 @@ def build_report(
         sanity_table.to_csv(written["sanity_summary.csv"], index=False)
 
     all_methods = set(board["method"]) | set(inputs["curves.parquet"]["method"] if inputs["curves.parquet"] is not None else [])
-    colours = method_colours(all_methods)
+    colours = method_colours(all_methods, baselines=roles.baselines)
     figures = _Figures(figdir, written)
     models = sorted(board["model"].unique()) if not board.empty else []
     errors, bad_lines = read_errors(run_dir / "errors.jsonl")
 
+    # "How far to trust this ranking": one entry per table (bench.report.trust.TrustEntry); add new ones here
+    agreement = metric_agreement(board)
+    written.update(write_agreement(agreement, out))
+    trust_entries = [agreement_entry(agreement, models, figures.img)]
+    trust_entries += model_check_entries(run_dir, out, board, run_info, written, n_resamples=n_resamples,
+                                         confidence=confidence, seed=seed)  # verified lesions, class sensitivity
+    trust_entries += repeatability_entries(results, _read_parquet(run_dir / "repeatability.parquet"), out, written,
+                                           n_resamples=n_resamples)  # a run with two or more seeds
+
     from bench.report.shortcuts import section as shortcuts_section
 
-    shortcuts_html = shortcuts_section(run_dir, out, figures, colours, written)  # None unless the run has them
+    shortcuts_html = shortcuts_section(run_dir, out, figures, colours, written, roles)  # None unless it has them
     sections = [
         ("run", "Run", _section_run(run_info, run_dir)),
-        ("ranking", "Overall ranking", _section_overall(overall, models, sanity_table)),
+        ("ranking", "Overall ranking", _section_overall(overall, models, sanity_table, roles)),
         *([("shortcuts", "Shortcuts", shortcuts_html)] if shortcuts_html is not None else []),
         ("reading", "How to read this", _section_reading(board, n_resamples, confidence)),
         ("metrics", "Leaderboards", _section_metrics(board, models, figures, colours, confidence)),
-        ("curves", "Deletion and insertion", _section_curves(inputs["curves.parquet"], models, figures, colours)),
-        ("sanity", "Sanity checks", _section_sanity(sanity, sanity_table, models, figures, colours)),
+        ("trust", "How far to trust this ranking", trust_section(trust_entries)),
+        ("curves", "Deletion, insertion and ROAD", _section_curves(inputs["curves.parquet"], models, figures, colours,
+                                                            roles)),
+        ("sanity", "Sanity checks", _section_sanity(sanity, sanity_table, models, figures, colours, roles)),
         ("classification", "Classification", _section_classification(inputs["classification.parquet"])),
         ("gallery", "Gallery", _section_gallery(run_dir / "gallery", figures)),
         ("errors", "Errors and exclusions", _section_errors(results, errors, bad_lines)),
@@ -170,6 +195,19 @@ class _Figures:
 
 # ---------------------------------------------------------------------------------------------------
 # Sections
+
+
+def run_roles(info: dict, *, reference: str | None = None, baselines=None, model_blind=None) -> Roles:
+    """The :class:`Roles` of a report: each given one, else the run's (``run.json`` -> suite -> report:
+    ``reference``, ``baselines``, ``model_blind``), else the default."""
+    suite = info.get("suite") if isinstance(info, dict) else None
+    stored = suite.get("report", {}) if isinstance(suite, dict) and isinstance(suite.get("report"), dict) else {}
+    default = Roles()
+    return Roles(
+        reference if reference is not None else str(stored.get("reference", default.reference)),
+        tuple(baselines if baselines is not None else stored.get("baselines", default.baselines)),
+        tuple(model_blind if model_blind is not None else stored.get("model_blind", default.model_blind)),
+    )
 
 
 def _read_run_json(path: Path) -> dict:
@@ -313,29 +351,32 @@ def _section_run(info: dict, run_dir: Path) -> str:
     return html
 
 
-def _section_overall(overall: pd.DataFrame, models: list[str], sanity_table: pd.DataFrame | None) -> str:
+def _section_overall(overall: pd.DataFrame, models: list[str], sanity_table: pd.DataFrame | None,
+                     roles: Roles = Roles()) -> str:
     if overall.empty:
         return H.note("The results table has no scored rows.")
+    baselines = roles.baselines
     parts = ["<p>Mean rank of each method across datasets, per metric and overall (mean over the metrics). "
              "1 is best; baselines are ranked too. <em>Rank</em>: the position by mean rank with its 95% "
              "bootstrap interval (the positions recomputed on resampled images, and models when there are "
-             "several). <em>Beats centre / random</em>: in how many (dataset, metric) cells the method beat that "
-             "baseline beyond the confidence interval of the paired difference (n/a: the baseline itself); "
-             "<em>beats baselines</em>: cells where it beat both (n/a for the baselines).</p>"]
+             f"several). <em>Beats {H.esc(' / '.join(baselines) or '-')}</em>: in how many (dataset, metric) cells "
+             "the method beat that baseline beyond the confidence interval of the paired difference (n/a: the "
+             "baseline itself); <em>beats baselines</em>: cells where it beat "
+             f"{'both' if len(baselines) == 2 else 'all of them'} (n/a for the baselines).</p>"]
     verdicts = {}
     if sanity_table is not None:
         verdicts = {(r["model"], r["method"]): r["overall"] for _, r in sanity_table.iterrows()}
     for model in models:
         ov = overall[overall["model"] == model]
         rank_cols = [c for c in ov.columns if c.startswith("rank_")]
-        beats = [f"beats_{b}" for b in BASELINES if f"beats_{b}" in ov.columns]
+        beats = [f"beats_{b}" for b in baselines if f"beats_{b}" in ov.columns]
         header = ["#", "method", *[c[5:] for c in rank_cols], "mean rank", "rank [95%]",
                   *[c.replace("_", " ") for c in beats], "beats baselines"]
         if verdicts:
             header.append("sanity check")
         rows = []
         for i, (_, r) in enumerate(ov.iterrows(), 1):
-            base = r["method"] in BASELINES
+            base = r["method"] in baselines
             row = [i, H.Cell(r["method"] + (" (baseline)" if base else ""), cls="method baseline" if base else "method")]
             row += [H.Cell(H.fmt(r[c], 2), cls="num") for c in rank_cols]
             row += [H.Cell(H.fmt(r["mean_rank"], 2), cls="num best" if i == 1 else "num"),
@@ -358,6 +399,10 @@ def _verdict_class(v: str) -> str:
 
 def _section_reading(board: pd.DataFrame, n_resamples: int, confidence: float) -> str:
     pct = f"{confidence:.0%}"
+    roles = roles_of(board)
+    reference = H.esc(roles.reference)
+    baselines = " or ".join(f"<code>{H.esc(b)}</code>" for b in roles.baselines) or "(no baseline)"
+    blind = ", ".join(H.esc(b) for b in roles.model_blind) or "none"
     legend = (
         '<dl class="legend">'
         f"<dt>0.612 #1 [1, 2]<br>[0.580, 0.650]</dt><dd>mean over images, {pct} percentile bootstrap confidence "
@@ -368,13 +413,13 @@ def _section_reading(board: pd.DataFrame, n_resamples: int, confidence: float) -
         f"<dt>#k [a, b]</dt><dd>rank within the dataset by the metric's direction (1 = best, ties averaged) "
         f"and its {pct} bootstrap interval: the method's ranks over the resamples.</dd>"
         f'<dt><span class="mk-dagger">{MARK_NOT_BEATING}</span></dt><dd>does <b>not</b> beat the '
-        f"<code>centre</code> or <code>random</code> baseline: the {pct} CI of the paired difference "
+        f"{baselines} baseline: the {pct} CI of the paired difference "
         "(method minus baseline, same images) is not entirely on the better side of zero. Every method, "
         "baselines included, is compared with every baseline; a baseline against itself is n/a.</dd>"
         f'<dt><span class="mk-up">{MARK_BETTER}</span> / <span class="mk-down">{MARK_WORSE}</span></dt>'
-        f"<dd>significantly better / worse than <code>{REFERENCE_METHOD}</code>: paired Wilcoxon signed-rank "
+        f"<dd>significantly better / worse than <code>{reference}</code>: paired Wilcoxon signed-rank "
         "test over images (differences averaged over the models that scored an image), Holm-corrected in one "
-        f"family per dataset, model and metric (every other method against {REFERENCE_METHOD} in that cell), "
+        f"family per dataset, model and metric (every other method against {reference} in that cell), "
         "p &lt; 0.05, in the direction of the Hodges-Lehmann estimate (median of the Walsh averages of the "
         "differences), not of the mean difference. Hover a cell for the counts, the estimates and the "
         "p-values.</dd>"
@@ -384,8 +429,8 @@ def _section_reading(board: pd.DataFrame, n_resamples: int, confidence: float) -
         "<code>oracle_grid</code> is the mask average-pooled to the explained layer's grid and upsampled as "
         "CAM maps are, the best any map at that layer's resolution can score (<code>oracle_grid@L</code>: at "
         "layer L). They are scored like methods, never ranked or tested.</dd>"
-        "<dt>% of ceiling [a, b]</dt><dd>the method's place between the best model-blind map (centre, random, "
-        "edge: 0 %) and the oracle at its own resolution (100 %): the grid oracle for CAM methods, the mask for "
+        f"<dt>% of ceiling [a, b]</dt><dd>the method's place between the best model-blind map ({blind}: "
+        "0 %) and the oracle at its own resolution (100 %): the grid oracle for CAM methods, the mask for "
         "pixel-level maps, with its bootstrap interval (as CheXlocalize reports % of the human benchmark); not "
         "given where the ceiling beats the best blind map by less than 0.1, as the metric cannot tell them apart. "
         "Ranks and the overall ranking use the raw means: they say which map points at the lesion best as the "
@@ -399,16 +444,18 @@ def _section_reading(board: pd.DataFrame, n_resamples: int, confidence: float) -
     return legend + H.table(["metric", "direction", "definition"], rows)
 
 
-def _ci_cell(r: pd.Series, confidence: float) -> H.Cell:
+def _ci_cell(r: pd.Series, confidence: float, roles: Roles = Roles()) -> H.Cell:
     if not np.isfinite(r["mean"]):
         return H.Cell("-", cls="ci", title=f"no valid value (n_rows={r['n_rows']}, excluded={r['n_excluded']})")
     marks = ""
     beats = r["beats_baselines"]
-    if r["method"] not in BASELINES and not pd.isna(beats) and not bool(beats):
+    ref = roles.reference
+    vs = f"vs_{ref}"
+    if r["method"] not in roles.baselines and not pd.isna(beats) and not bool(beats):
         marks += f'<span class="mk-dagger">{MARK_NOT_BEATING}</span>'
-    if r["vs_grad_cam"] == "better":
+    if r[vs] == "better":
         marks += f'<span class="mk-up">{MARK_BETTER}</span>'
-    elif r["vs_grad_cam"] == "worse":
+    elif r[vs] == "worse":
         marks += f'<span class="mk-down">{MARK_WORSE}</span>'
     rank_text = format_rank(r["rank"], r.get("rank_low", np.nan), r.get("rank_high", np.nan))
     rank = f'<span class="rk">#{rank_text}</span>' if np.isfinite(r["rank"]) else ""
@@ -421,18 +468,18 @@ def _ci_cell(r: pd.Series, confidence: float) -> H.Cell:
     def yn(v):
         return "-" if pd.isna(v) else ("yes" if bool(v) else "no")
 
-    tip = (f"n_valid={r['n_valid']}, n_degenerate={r['n_degenerate']}, n_excluded={r['n_excluded']}; "
-           f"beats centre: {yn(r['beats_centre'])}, beats random: {yn(r['beats_random'])}")
+    tip = (f"n_valid={r['n_valid']}, n_degenerate={r['n_degenerate']}, n_excluded={r['n_excluded']}"
+           + "".join(f"; beats {b}: {yn(r[f'beats_{b}'])}" for b in roles.baselines))
     if r.get("n_models", 1) > 1:
         tip += f"; {r['n_models']} trained models, sd of their means {H.fmt(r['between_model_sd'])}"
     if r.get("n_small", 0):
         tip += (f"; lesions smaller than one cell of its grid: {H.fmt(r['mean_small'])} ({r['n_small']} images), "
                 f"the rest: {H.fmt(r['mean_large'])} ({r['n_large']})")
-    if r["method"] != REFERENCE_METHOD and r["vs_grad_cam"]:
-        tip += (f"; vs {REFERENCE_METHOD}: {r['vs_grad_cam']}, Hodges-Lehmann "
-                f"{H.fmt(r.get('vs_grad_cam_hl', np.nan))}, mean difference {H.fmt(r['vs_grad_cam_diff'])}, "
-                f"p={H.fmt(r['vs_grad_cam_p'], 4)}, Holm p={H.fmt(r['vs_grad_cam_p_holm'], 4)} "
-                f"({r['vs_grad_cam_pairs']} images)")
+    if r["method"] != ref and r[vs]:
+        tip += (f"; vs {ref}: {r[vs]}, Hodges-Lehmann "
+                f"{H.fmt(r.get(f'{vs}_hl', np.nan))}, mean difference {H.fmt(r[f'{vs}_diff'])}, "
+                f"p={H.fmt(r[f'{vs}_p'], 4)}, Holm p={H.fmt(r[f'{vs}_p_holm'], 4)} "
+                f"({r[f'{vs}_pairs']} images)")
     cls = "ci best" if r["rank"] == 1 else "ci"
     return H.Cell(raw=raw, cls=cls, title=tip)
 
@@ -440,6 +487,7 @@ def _ci_cell(r: pd.Series, confidence: float) -> H.Cell:
 def _section_metrics(board, models, figures: _Figures, colours, confidence: float) -> str:
     if board.empty:
         return H.note("No scored rows: nothing to rank.")
+    roles = roles_of(board)
     parts = []
     for model in models:
         for metric in sorted(board.loc[board["model"] == model, "metric"].unique()):
@@ -447,12 +495,12 @@ def _section_metrics(board, models, figures: _Figures, colours, confidence: floa
             cells = {(r["method"], r["dataset"]): r for _, r in sub.iterrows()}
             rows = []
             for m in methods:
-                base = m in BASELINES or is_oracle(m)
+                base = m in roles.baselines or is_oracle(m)
                 tag = " (ceiling)" if is_oracle(m) else " (baseline)" if base else ""
                 row = [H.Cell(m + tag, cls="method baseline" if base else "method")]
                 for d in datasets:
                     r = cells.get((m, d))
-                    row.append(_ci_cell(r, confidence) if r is not None else H.Cell("-", cls="ci"))
+                    row.append(_ci_cell(r, confidence, roles) if r is not None else H.Cell("-", cls="ci"))
                 rows.append(row)
             suffix = f" — model <code>{H.esc(model)}</code>" if len(models) > 1 else ""
             parts.append(f'<h3 id="metric-{H.esc(_slug(model))}-{H.esc(_slug(metric))}">{H.esc(metric)}{suffix} '
@@ -465,15 +513,19 @@ def _section_metrics(board, models, figures: _Figures, colours, confidence: floa
     return "".join(parts)
 
 
-def _section_curves(curves: pd.DataFrame | None, models, figures: _Figures, colours) -> str:
+def _section_curves(curves: pd.DataFrame | None, models, figures: _Figures, colours, roles: Roles = Roles()) -> str:
     if curves is None or curves.empty:
         return H.note("No curves.parquet in this run folder: the suite did not score deletion/insertion curves.")
     parts = ["<p>Probability of the explained class as pixels are removed (deletion, most salient first) "
              "or restored into a blurred image (insertion). Means over images, pooled over seeds and folds; "
-             "the leaderboards above give the areas under these curves with confidence intervals.</p>"]
+             "the leaderboards above give the areas under these curves with confidence intervals. "
+             "ROAD (when scored): the removed pixels are filled from their neighbours plus a little noise "
+             "instead of zeros, most relevant first (road_morf) or least relevant first (road_lerf); its area "
+             "is the mean of the points after the first.</p>"]
+    present = set(curves["curve"].astype(str))
     for model in sorted(curves["model"].astype(str).unique()):
-        for curve in ("deletion", "insertion"):
-            fig = curve_chart(curves, curve, model, colours)
+        for curve in ("deletion", "insertion", *[c for c in ("road_morf", "road_lerf") if c in present]):
+            fig = curve_chart(curves, curve, model, colours, reference=roles.reference, baselines=roles.baselines)
             if fig is None:
                 parts.append(H.note(f"No {curve} curves for model {model}."))
             else:
@@ -481,7 +533,7 @@ def _section_curves(curves: pd.DataFrame | None, models, figures: _Figures, colo
     return "".join(parts)
 
 
-def _section_sanity(sanity, table, models, figures: _Figures, colours) -> str:
+def _section_sanity(sanity, table, models, figures: _Figures, colours, roles: Roles = Roles()) -> str:
     if sanity is None or sanity.empty:
         return H.note("No sanity.parquet in this run folder: the model-randomisation sanity check was not run.")
     from bench.metrics.sanity import BAR  # imported late: bench.metrics imports torch
@@ -509,7 +561,8 @@ def _section_sanity(sanity, table, models, figures: _Figures, colours) -> str:
     for model in sorted(sanity["model"].astype(str).unique()):
         if len(models) > 1 or model not in models:
             parts.append(f"<h3>Model <code>{H.esc(model)}</code></h3>")
-        parts.append(figures.img(sanity_chart(sanity, model, colours), f"sanity_{model}",
+        parts.append(figures.img(sanity_chart(sanity, model, colours, reference=roles.reference,
+                                              baselines=roles.baselines), f"sanity_{model}",
                                  "normalised similarity to the trained model's maps per randomisation stage"))
         t = table[table["model"] == model]
         datasets = [c for c in t.columns if c not in ("model", "method", "overall", "datasets_passed", "datasets")]

@@ -200,19 +200,22 @@ def accuracy_figure(classifier: pd.DataFrame, model: str):
     return fig
 
 
-def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
+def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str], roles=None):
     """Cue share (top row) and lesion share (bottom row) against p, one column per phantom, one line per
-    method; the drop in grey on a twin axis of the top row."""
+    method (the baselines of ``roles``, a :class:`bench.report.reference.Roles`, dashed); the drop in grey on a
+    twin axis of the top row."""
     import matplotlib
 
     from bench.report.figures import STYLE, figure_legend, legend_width, new_figure, ordered_methods
-    from bench.report.reference import BASELINES
+    from bench.report.reference import Roles
 
+    roles = roles or Roles()
+    baselines = roles.baselines
     sub = methods[methods["model"] == model]
     if sub.empty:
         return None
     phantoms = sorted(sub["phantom"].unique())
-    names = ordered_methods(sub["method"])
+    names = ordered_methods(sub["method"], reference=roles.reference, baselines=roles.baselines)
     lw = legend_width([*names, "accuracy drop"])
     n = len(phantoms)
     fig = new_figure(2.9 * n + 1.3 + lw, 5.4, right=lw + 0.4, wspace=0.35, hspace=0.45, top=0.6)  # + the twin axis
@@ -222,7 +225,7 @@ def share_figure(methods: pd.DataFrame, model: str, colours: dict[str, str]):
             g = sub[sub["phantom"] == ph]
             for m in names:
                 r = g[g["method"] == m].sort_values("p")
-                style = dict(color=colours.get(m, "#333"), lw=1.2, ls="--" if m in BASELINES else "-",
+                style = dict(color=colours.get(m, "#333"), lw=1.2, ls="--" if m in baselines else "-",
                              marker="o", ms=2.5)
                 axes[0, j].plot(r["p"], r["cue_share"], label=m, **style)
                 axes[1, j].plot(r["p"], r["lesion_share"], **style)
@@ -302,13 +305,11 @@ def _detection_intro_html() -> str:
     )
 
 
-def _detection_table_html(d: pd.DataFrame) -> str:
+def _detection_table_html(d: pd.DataFrame, baselines: tuple[str, ...]) -> str:
     """The ranking of :func:`detection_table` rows ``d`` (one model) with their verdicts."""
-    from bench.report.reference import BASELINES
-
     rows = []
     for _, r in d.iterrows():
-        base = r["method"] in BASELINES
+        base = r["method"] in baselines
         rank = H.fmt(float(r["rank"]), 0) if np.isfinite(r["rank"]) else "-"
         rows.append([rank, H.Cell(r["method"] + (" (baseline)" if base else ""),
                                   cls="method baseline" if base else "method"),
@@ -341,9 +342,14 @@ def _all_methods_html(m: pd.DataFrame) -> str:
          "cue pointing", "lesion pointing", "images"], rows) + "</details>"
 
 
-def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], written: dict[str, Path]) -> str | None:
+def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], written: dict[str, Path],
+            roles=None) -> str | None:
     """The Shortcuts section's HTML (None when the run has no shortcut results; stale CSVs are removed).
-    Writes ``shortcuts_classifier.csv``, ``shortcuts_methods.csv`` and ``shortcuts_detection.csv``."""
+    Writes ``shortcuts_classifier.csv``, ``shortcuts_methods.csv`` and ``shortcuts_detection.csv``. ``roles``
+    (:class:`bench.report.reference.Roles`, default the defaults): the baselines shown as such."""
+    from bench.report.reference import Roles
+
+    roles = roles or Roles()
     t = tables(run_dir)
     if t is None:
         for name in OUTPUTS:
@@ -355,7 +361,7 @@ def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], wr
         written[name] = out / name
     from bench.report.figures import method_colours
 
-    colours = {**method_colours(methods["method"]), **colours}
+    colours = {**method_colours(methods["method"], baselines=roles.baselines), **colours}
     parts = [_intro_html()]
     for model in sorted(classifier["model"].unique()):
         if classifier["model"].nunique() > 1:
@@ -366,8 +372,8 @@ def section(run_dir: str | Path, out: Path, figures, colours: dict[str, str], wr
         if d is None or d.empty:
             parts.append(H.note("No method was scored against the cue's mask in this run."))
         else:
-            parts.append(_detection_table_html(d))
-            parts.append(figures.img(share_figure(methods, model, colours), f"shortcuts_shares_{model}",
+            parts.append(_detection_table_html(d, roles.baselines))
+            parts.append(figures.img(share_figure(methods, model, colours, roles), f"shortcuts_shares_{model}",
                                      "cue share and lesion share against p per method"))
         parts.append(_all_methods_html(methods[methods["model"] == model]))
     return "".join(parts)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from bench.sweep.cache import JobStore
 from bench.sweep.errors import log_error
-from bench.sweep.jobs import Job, execute
+from bench.sweep.jobs import Job, execute, runner_of
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ def drive(jobs: list[Job], store: JobStore, out: Path, backend, progress: bool |
     """Run the jobs of ``jobs`` that ``store`` does not hold on ``backend``; failures are logged to
     ``errors.jsonl`` and block their dependents, the other jobs still run.
 
-    Returns the stats of ``run.json``: ``jobs``, ``ran`` (per stage), ``skipped_done`` (already stored),
-    ``failed`` (failed or skipped), ``seconds_by_stage``.
+    Returns the stats of ``run.json``: ``jobs``, ``ran`` (per stage; a job that loads a checkpoint in a train
+    slot counts as ``load``), ``skipped_done`` (already stored), ``failed`` (failed or skipped), ``seconds_by_stage``.
     """
     todo = [j for j in jobs if not store.done(j.stage, j.key)]
     failed: set[str] = set()
@@ -86,7 +86,7 @@ def drive(jobs: list[Job], store: JobStore, out: Path, backend, progress: bool |
     try:
         for job, res in backend.run(todo, failed, shown):
             if res.status == "ok":
-                ran[job.stage] += 1
+                ran[runner_of(job)] += 1
             elif res.status == "cached":
                 pass
             elif res.status == "skipped":
@@ -97,7 +97,7 @@ def drive(jobs: list[Job], store: JobStore, out: Path, backend, progress: bool |
                 log_error(out, job, res.error, tb=res.traceback)
                 print(f"bench: job failed: {job.label}: {res.error}", file=sys.stderr, flush=True)
             if res.status in ("ok", "failed"):
-                seconds[job.stage] += res.seconds
+                seconds[runner_of(job)] += res.seconds
             shown.finished(job, backend.status())
     finally:
         shown.close()

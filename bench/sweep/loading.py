@@ -68,4 +68,18 @@ def select_images(data, index: dict[str, int], test_ids, max_images: int) -> lis
     return pick_per_class(data.labels, with_mask, total=max_images)
 
 
-__all__ = ["checkpoint", "dataset_for", "select_images", "train_outputs"]
+def chosen_images(cfg: RunConfig, data, index: dict[str, int], train_dir: Path, ev, max_images: int):
+    """``(indices of data to explain, image id -> predicted probabilities)``: the first extension's own choice
+    (e.g. the shortcut suite's cue-carrying decorrelated images), else :func:`select_images` on the test split.
+    The explain jobs explain these images, and the verify job of the same trained model checks them."""
+    from bench.sweep.extensions import extensions
+
+    for ext in extensions():
+        chosen = ext.select_images(cfg, data, index, train_dir, max_images)
+        if chosen is not None:
+            return chosen
+    picked = select_images(data, index, ev["test_ids"], max_images)
+    return picked, {str(t): p for t, p in zip(ev["test_ids"], ev["test_probs"])}
+
+
+__all__ = ["checkpoint", "chosen_images", "dataset_for", "select_images", "train_outputs"]

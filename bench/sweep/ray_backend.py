@@ -8,8 +8,8 @@ passed as ``ObjectRef`` arguments, so Ray starts it as soon as its inputs are st
 node has the resources it asks for; jobs whose inputs are ready run in parallel. Assembling the
 results and building the report stay in the driver and reuse the local code.
 
-- Resources: ``cpus_per_task`` CPUs per task (default 1); train, explain and sanity jobs, and the
-  deletion/insertion score jobs (``2 x steps + 1`` forward passes per image), also ask for one GPU when
+- Resources: ``cpus_per_task`` CPUs per task (default 1); train, explain, sanity, verify and class_sensitivity
+  jobs, and the deletion/insertion score jobs (``2 x steps + 1`` forward passes per image), also ask for one GPU when
   the cluster has any (:func:`wants_gpu`), so they run where a local run on that machine runs them;
   the localisation score jobs (maps against masks, no model) stay on CPUs.
 - Threads: Ray sets ``OMP_NUM_THREADS`` to a task's CPU count (1 by default), and torch's CPU
@@ -18,6 +18,9 @@ results and building the report stay in the driver and reuse the local code.
   when Ray runs on this machine alone, so a Ray run reproduces a local run exactly; on a multi-node
   cluster it uses ``train.threads`` or the task's CPU count (pin ``train.threads`` to make runs on
   different machines use the same count).
+- Plugins: a worker is a fresh process that imports bench anew; its registries load the same entry-point
+  plugins (:mod:`bench.registry`) before their first lookup, and each task checks that its bench sources and
+  plugin versions are the driver's (:func:`bench.sweep.sources.sweep_versions`) before it runs.
 - Failures: a job that raises is recorded by the driver (``errors.jsonl``, as the local runner does)
   and its dependents are skipped; a worker process that dies (killed, out of memory, node lost) is
   retried by Ray up to ``max_retries`` times, and since outputs are renamed into place only when
@@ -39,9 +42,9 @@ from typing import Any
 from bench.sweep.cache import JobStore
 from bench.sweep.driver import Outcome, Progress, drive
 from bench.sweep.jobs import Job, execute
-from bench.sweep.sources import STAGE_ENTRIES, code_version
+from bench.sweep.sources import sweep_versions
 
-GPU_STAGES = ("train", "explain", "sanity")
+GPU_STAGES = ("train", "explain", "sanity", "verify", "class_sensitivity")  # they run the model
 INSTALL_HINT = "pip install -e .[ray]  (or: pip install 'ray[default]>=2.9')"
 
 
@@ -90,8 +93,8 @@ def model_metrics() -> set[str]:
 
 
 def wants_gpu(job: Job) -> bool:
-    """Whether ``job`` asks Ray for a GPU (when the cluster has one): train, explain and sanity jobs, and
-    score jobs whose metric runs the model (:func:`model_metrics`: deletion/insertion). A local run
+    """Whether ``job`` asks Ray for a GPU (when the cluster has one): train, explain, sanity, verify and
+    class_sensitivity jobs, and score jobs whose metric runs the model (:func:`model_metrics`: deletion/insertion, ROAD). A local run
     computes these on its GPU, so a Ray run must too, to give the same results."""
     return job.stage in GPU_STAGES or (job.stage == "score" and job.spec.get("metric") in model_metrics())
 
@@ -112,12 +115,15 @@ def run_job(job: Job, out: str, threads: int, versions: dict[str, str], tracker,
         tracker.started.remote(job.key)
     t = time.perf_counter()
     try:
-        mine = {s: code_version(s) for s in versions}
+        mine = sweep_versions()  # loads the plugins in this (fresh) worker process first
         if mine != versions:
+            differ = {k: (mine.get(k, "absent"), versions.get(k, "absent")) for k in sorted({*mine, *versions})
+                      if mine.get(k) != versions.get(k)}
             raise RuntimeError(
-                f"this worker ({socket.gethostname()}) has other bench sources than the driver had when it planned "
-                f"the sweep (code versions {mine} != {versions}): the sources were edited during the run, or the "
-                "nodes have different revisions; install one revision on every node and run again"
+                f"this worker ({socket.gethostname()}) has other bench sources or plugins than the driver had when it "
+                f"planned the sweep (here != driver: {differ}): the sources were edited during the run, or the nodes "
+                "have different revisions or plugin distributions; install one revision of bench and the same "
+                "plugins on every node and run again"
             )
         import torch
 
@@ -237,7 +243,7 @@ class RayExecutor:
             tracker = ray.remote(num_cpus=0)(_tracker_class()).remote()
         except Exception:  # noqa: BLE001 - progress only
             tracker = None
-        versions = {s: code_version(s) for s in STAGE_ENTRIES}
+        versions = sweep_versions()
         refs: dict[str, Any] = {}
         for job in todo:  # plan order: every job after its dependencies
             task = gpu_task if wants_gpu(job) else cpu_task

@@ -28,14 +28,20 @@ from bench.sweep.cache import JobStore, digest, run_lock, write_atomic, write_js
 from bench.sweep.driver import LocalBackend, drive
 from bench.sweep.errors import rewrite_errors
 from bench.sweep.extensions import extensions
-from bench.sweep.jobs import Job, plan
+from bench.sweep.jobs import Job, plan, runner_of
 from bench.sweep.loading import dataset_for
+from bench.sweep.repeatability import repeatability_table
 from bench.sweep.sources import code_version
 from bench.sweep.suite import Suite, load_suite
 from bench.sweep.tables import read_table, stack, write_parquet
+from bench.sweep.trust_tables import add_lesion_use, write_trust_tables
 
 
 def default_out(suite: Suite) -> Path:
+    """``reports/<suite>``; ``reports/<suite>-<checkpoint file stem>`` for a suite that evaluates a checkpoint (so
+    it never replaces the tables of the suite's own trained run)."""
+    if suite.checkpoint.path:
+        return Path("reports") / f"{suite.name}-{Path(suite.checkpoint.path).stem}"
     return Path("reports") / suite.name
 
 
@@ -52,6 +58,7 @@ def run_suite(
     """Run ``suite`` (a :class:`Suite`, a built-in name or a TOML path) into ``out``; return the results table.
 
     Writes ``results.parquet``, ``classification.parquet``, ``curves.parquet``, ``sanity.parquet``,
+    ``verified.parquet``, ``class_sensitivity.parquet`` (:mod:`bench.sweep.trust_tables`),
     ``gallery/*.npz``, ``errors.jsonl``, ``run.json`` and (``report=True``) the leaderboards and
     ``scorecard.html``. Failed jobs are recorded in ``errors.jsonl`` and their dependents skipped;
     the other jobs still run. ``RunSummary``-like counts are in ``run.json``.
@@ -88,11 +95,13 @@ def run_suite(
             results = assemble(suite, jobs, store, out)
         stats["outputs_rebuilt"] = not up_to_date
         stats["compute_seconds_by_stage"] = stored_seconds(stored, store)
-        _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start)
+        _write_run_json(suite, out, stats, t_jobs, time.perf_counter() - t_start, checkpoints=loaded_checkpoints(jobs))
         if report and not up_to_date:
             from bench.report import build_report
 
-            build_report(out, n_resamples=suite.report.bootstrap)
+            r = suite.report
+            build_report(out, n_resamples=r.bootstrap, reference=r.reference, baselines=r.baselines,
+                         model_blind=r.model_blind)
             write_atomic(stamp, lambda tmp: tmp.write_text(key))
     return results
 
@@ -105,7 +114,7 @@ def stored_seconds(stored: list[Job], store: JobStore) -> dict[str, float]:
         f = store.path(job.stage, job.key) / "timing.json"
         if f.is_file():
             try:
-                total[job.stage] += float(json.loads(f.read_text()).get("seconds", 0.0))
+                total[runner_of(job)] += float(json.loads(f.read_text()).get("seconds", 0.0))
             except (ValueError, TypeError, AttributeError):  # a hand-edited or foreign file: not counted
                 continue
     return {k: round(v, 1) for k, v in total.items()}
@@ -179,6 +188,8 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
     results = stack(rows)
     results = results.reindex(columns=RESULT_COLUMNS) if results is not None else pd.DataFrame(columns=RESULT_COLUMNS)
     results = results.astype(RESULT_TYPES)
+    # verified.parquet, class_sensitivity.parquet; each result row gets its image's lesion_drop and lesion_used
+    results = add_lesion_use(results, write_trust_tables(suite, jobs, store, out), suite.report.verified_drop)
     write_parquet(out / "results.parquet", results)
     write_parquet(out / "classification.parquet", pd.DataFrame(classification, columns=CLASSIFICATION_COLUMNS))
     if curves:
@@ -186,10 +197,25 @@ def assemble(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> pd.Da
     if sanity:
         write_parquet(out / "sanity.parquet", stack(sanity))
     _write_galleries(suite, jobs, store, out)
+    _write_repeatability(jobs, store, out)
     rewrite_errors(jobs, store, out)
     for ext in extensions():  # e.g. the shortcut suite's shortcuts.parquet and confounder_results.parquet
         ext.write_tables(suite, jobs, store, out)
     return results
+
+
+def _write_repeatability(jobs: list[Job], store: JobStore, out: Path) -> None:
+    """``repeatability.parquet`` (:mod:`bench.sweep.repeatability`) when some method was explained on the same
+    dataset by the models of two or more seeds; references (made from the masks, not the model) are left out."""
+    from bench.attribution.references import is_reference
+
+    explained: dict[tuple, dict[int, Path]] = {}
+    for job in jobs:
+        if job.stage == "explain" and not is_reference(job.spec["method"]) and store.done("explain", job.key):
+            group = (job.spec["dataset"], job.spec["model"], job.spec["fold"], job.spec["method"])
+            explained.setdefault(group, {})[int(job.spec["seed"])] = store.path("explain", job.key)
+    if any(len(d) > 1 for d in explained.values()):
+        write_parquet(out / "repeatability.parquet", repeatability_table(explained))
 
 
 def _write_galleries(suite: Suite, jobs: list[Job], store: JobStore, out: Path) -> None:
@@ -230,7 +256,16 @@ def _git_revision() -> str:
         return ""
 
 
-def _write_run_json(suite: Suite, out: Path, stats: dict, t_jobs: float, t_total: float) -> None:
+def loaded_checkpoints(jobs: list[Job]) -> list[dict[str, Any]]:
+    """For ``run.json``: per job that loads a checkpoint instead of training (:mod:`bench.sweep.checkpoints`), its
+    ``dataset, model, seed, fold`` and the checkpoint's ``path, sha256, kind, classes, split`` (where the test
+    split came from, in words), ``trained_on``; empty for a suite that trains."""
+    return [{**{k: j.spec[k] for k in IDENT}, **j.spec["checkpoint"]} for j in jobs
+            if j.stage == "train" and "checkpoint" in j.spec]
+
+
+def _write_run_json(suite: Suite, out: Path, stats: dict, t_jobs: float, t_total: float, *,
+                    checkpoints: list[dict[str, Any]] = ()) -> None:
     from bench.train import environment
 
     try:
@@ -254,4 +289,5 @@ def _write_run_json(suite: Suite, out: Path, stats: dict, t_jobs: float, t_total
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()}, "git_revision": _git_revision(),
         "stats": stats, "seconds_jobs": t_jobs, "seconds_total": t_total, "peak_rss_mb": peak_mb,
         "finished": finished, "command": " ".join(sys.argv), "computing_run": computing,
+        **({"checkpoints": list(checkpoints)} if checkpoints else {}),
     })

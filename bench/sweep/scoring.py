@@ -17,19 +17,22 @@ import pandas as pd
 import torch
 
 DELETION_INSERTION = ("deletion", "insertion")  # what the ``deletion_insertion`` computation yields
+ROAD = ("road_morf", "road_lerf")  # what the ``road`` computation yields
+# the computations that run the model: name -> the metrics they yield (each with a ``<metric>_curve``)
+MODEL_COMPUTATIONS = {"deletion_insertion": DELETION_INSERTION, "road": ROAD}
 
 
 def score(metric: str, options: dict[str, Any], *, maps: np.ndarray, data, idx: list[int], targets: list[int],
           model, excluded=None, outputs=None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], pd.DataFrame | None]:
     """Score ``maps`` (B, H, W) of images ``data.images[idx]`` (targets ``targets``, B class indices).
 
-    ``metric``: a localisation metric, or ``"deletion_insertion"`` (the computation of both faithfulness
-    metrics); ``outputs``: the metrics of that computation to return (default: all it yields);
+    ``metric``: a localisation metric, or one of :data:`MODEL_COMPUTATIONS` (``"deletion_insertion"``, the
+    computation of deletion and insertion; ``"road"``, of ROAD's two orders); ``outputs``: the metrics of that computation to return (default: all it yields);
     ``excluded``: bool (B,), the images not to score (default: none).
 
     Returns ``({metric_name: (values (B,) float64, degenerate (B,) bool)}, curves or None)``: excluded
-    images get NaN and False; degenerate maps the metric's worst value and True. ``curves`` (deletion and
-    insertion only): the mean of each requested curve over the images that are neither excluded nor
+    images get NaN and False; degenerate maps the metric's worst value and True. ``curves`` (the model
+    computations only): the mean of each requested curve over the images that are neither excluded nor
     degenerate, one row per step with ``curve, step, fraction, value, n`` (``n``: the images averaged; the
     values are NaN where ``n`` is 0).
     """
@@ -39,9 +42,9 @@ def score(metric: str, options: dict[str, Any], *, maps: np.ndarray, data, idx: 
     values = np.full(n, np.nan)
     degenerate = np.zeros(n, dtype=bool)
     rows = [idx[k] for k in keep]
-    if metric == "deletion_insertion":
-        return _deletion_insertion(options, maps[keep], data.images[rows], np.asarray(targets)[keep], model,
-                                   keep, values, degenerate, list(outputs or DELETION_INSERTION))
+    if metric in MODEL_COMPUTATIONS:
+        return _with_curves(metric, options, maps[keep], data.images[rows], np.asarray(targets)[keep], model,
+                            keep, values, degenerate, list(outputs or MODEL_COMPUTATIONS[metric]))
     from bench.metrics import METRICS
 
     if keep.size:
@@ -50,15 +53,17 @@ def score(metric: str, options: dict[str, Any], *, maps: np.ndarray, data, idx: 
     return {metric: (values, degenerate)}, None
 
 
-def _deletion_insertion(options, maps, images, targets, model, keep, values, degenerate, outputs):
-    from bench.metrics import deletion_insertion
+def _with_curves(computation, options, maps, images, targets, model, keep, values, degenerate, outputs):
+    """One of :data:`MODEL_COMPUTATIONS` (``bench.metrics.deletion_insertion`` or ``bench.metrics.road``)."""
+    import bench.metrics
 
-    unknown = [o for o in outputs if o not in DELETION_INSERTION]
+    yields = MODEL_COMPUTATIONS[computation]
+    unknown = [o for o in outputs if o not in yields]
     if unknown:
-        raise ValueError(f"deletion_insertion yields {', '.join(DELETION_INSERTION)}, not {', '.join(unknown)}")
+        raise ValueError(f"{computation} yields {', '.join(yields)}, not {', '.join(unknown)}")
     device = next(model.parameters()).device
-    res = deletion_insertion(model, images.to(device), torch.from_numpy(maps).to(device),
-                             torch.as_tensor(targets, dtype=torch.long, device=device), **options)
+    res = getattr(bench.metrics, computation)(model, images.to(device), torch.from_numpy(maps).to(device),
+                                              torch.as_tensor(targets, dtype=torch.long, device=device), **options)
     degenerate[keep] = res["degenerate"]
     averaged = ~np.asarray(res["degenerate"], dtype=bool)
     frac = np.asarray(res["fraction"])

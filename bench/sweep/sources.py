@@ -11,10 +11,14 @@ where it is imported by name. Left out: the command-line front ends (``cli`` mod
 result depends on, and a new sub-command should not make every stored result stale) and the root package
 ``bench/__init__.py`` (it only re-exports lazily).
 
-Code registered from outside the package cannot be walked; instead a registry entry whose object comes from
-a module outside ``bench`` contributes its meta ``version`` (default ``"0"``; bump it when the code changes)
-to the stages that use it: methods to ``explain`` and ``sanity``, metrics to ``score``, models to ``train``,
-and sweep extensions to every stage.
+Code registered from outside the package (a plugin, :mod:`bench.registry`) cannot be walked; instead a registry
+entry whose object comes from a module outside ``bench`` contributes its meta ``version`` (default ``"0"``; bump
+it when the code changes) to the keys of the jobs that run it, and of no others: a method to its explain and
+sanity jobs, a metric to its score jobs, a model to its ``train`` and ``load`` jobs (``load``: the job that loads
+a checkpoint in place of training; and so to everything computed from them), given as
+``code_version(stage, (kind, name))``. A sweep extension's hooks run inside every job, so one from outside
+contributes its version to every stage's code version. Installing a plugin therefore changes no stored job of
+bench's own methods, metrics and models, and a new version of a plugin recomputes exactly its jobs.
 """
 
 from __future__ import annotations
@@ -34,15 +38,21 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "explain": ("bench.sweep.stages.explain",),
     "score": ("bench.sweep.stages.score",),
     "sanity": ("bench.sweep.stages.sanity",),
+    "load": ("bench.sweep.stages.load",),  # a train-slot job that loads a checkpoint (bench run --checkpoint)
+    "verify": ("bench.sweep.stages.verify",),  # model-verified ground truth (lesion drop per explained image)
+    "class_sensitivity": ("bench.sweep.stages.class_sensitivity",),  # two-lesion composites, per method
     "report": ("bench.sweep.runner", "bench.report.*"),  # the run folder's tables and report (not a job)
 }
 
-# stage -> the registries whose entries from outside the package key it by their meta "version"
+# stage -> the registries whose entries a job of that stage runs (``code_version(stage, (kind, name))``)
 STAGE_REGISTRIES: dict[str, tuple[str, ...]] = {
     "train": ("models",),
     "explain": ("methods",),
     "score": ("metrics",),
     "sanity": ("methods",),
+    "load": ("models",),
+    "verify": (),
+    "class_sensitivity": ("methods",),
     "report": (),
 }
 
@@ -128,31 +138,49 @@ def _outside(obj) -> bool:
     return not (module == PACKAGE or module.startswith(PACKAGE + "."))
 
 
-def registered_versions(stage: str) -> dict[str, str]:
-    """``{"<registry>:<name>": version}`` of the registry entries from outside the package that ``stage`` uses
-    (see the module docstring); empty when every entry is the package's own."""
-    from bench.sweep.extensions import EXTENSIONS
-
-    registries = {"extensions": EXTENSIONS}
-    kinds = STAGE_REGISTRIES[stage]
-    if "methods" in kinds:
+def _registry(kind: str):
+    """The registry of ``kind``: ``methods``, ``metrics``, ``models`` or ``extensions`` (imported lazily)."""
+    if kind == "methods":
         from bench.attribution import METHODS
 
-        registries["methods"] = METHODS
-    if "metrics" in kinds:
+        return METHODS
+    if kind == "metrics":
         from bench.metrics import METRICS
 
-        registries["metrics"] = METRICS
-    if "models" in kinds:
+        return METRICS
+    if kind == "models":
         from bench.models import MODELS
 
-        registries["models"] = MODELS
+        return MODELS
+    if kind == "extensions":
+        from bench.sweep.extensions import EXTENSIONS
+
+        return EXTENSIONS
+    raise ValueError(f"unknown registry {kind!r}; valid: methods, metrics, models, extensions")
+
+
+def entry_version(kind: str, name: str) -> str | None:
+    """The meta ``version`` (default ``"0"``) of the entry ``name`` of registry ``kind`` when its object comes
+    from outside the package; ``None`` for the package's own (its source is hashed instead) and for a name
+    not registered (the job fails on it with the registry's message)."""
+    registry = _registry(kind)
+    if name not in registry:
+        return None
+    entry = registry.entry(name)
+    return str(entry.meta.get("version", "0")) if _outside(entry.obj) else None
+
+
+def registered_versions(kinds=("methods", "metrics", "models", "extensions")) -> dict[str, str]:
+    """``{"<registry>:<name>": version}`` of every entry from outside the package in the registries ``kinds``
+    (see the module docstring); empty when every entry is the package's own. A Ray worker compares it with
+    the driver's."""
     out = {}
-    for kind, registry in registries.items():
+    for kind in kinds:
+        registry = _registry(kind)
         for name in registry.names():
-            entry = registry.entry(name)
-            if _outside(entry.obj):
-                out[f"{kind}:{name}"] = str(entry.meta.get("version", "0"))
+            version = entry_version(kind, name)
+            if version is not None:
+                out[f"{kind}:{name}"] = version
     return out
 
 
@@ -164,9 +192,16 @@ def forget() -> None:
     _SOURCE_HASHES.clear()
 
 
-def code_version(stage: str) -> str:
+def code_version(stage: str, *uses: tuple[str, str]) -> str:
     """Hash of the code a stage's results depend on: the package version, the source of every module of
-    :func:`stage_modules` and the versions of :func:`registered_versions`. Changes when that code changes."""
+    :func:`stage_modules` and the versions of the sweep extensions from outside the package; and, for each
+    ``(kind, name)`` of ``uses`` (the method, metric or model a job runs, ``kind`` in ``STAGE_REGISTRIES[stage]``)
+    that comes from outside the package, its version (:func:`entry_version`). Changes when that code changes;
+    the package's own entries in ``uses`` change nothing (their source is already hashed)."""
+    wrong = [kind for kind, _ in uses if kind not in STAGE_REGISTRIES[stage]]
+    if wrong:
+        raise ValueError(f"stage {stage!r} runs no {', '.join(wrong)}; it runs "
+                         f"{', '.join(STAGE_REGISTRIES[stage]) or 'none'}")
     if stage not in _SOURCE_HASHES:
         modules = module_files()
         h = hashlib.sha256(VERSION.encode())
@@ -174,12 +209,25 @@ def code_version(stage: str) -> str:
             h.update(name.encode() + b"\0")
             h.update(modules[name].read_bytes())
         _SOURCE_HASHES[stage] = h.hexdigest()
-    plugins = registered_versions(stage)
+    plugins = registered_versions(("extensions",))
+    for kind, name in uses:
+        version = entry_version(kind, name)
+        if version is not None:
+            plugins[f"{kind}:{name}"] = version
     if not plugins:
         return _SOURCE_HASHES[stage][:12]
     extra = "".join(f"{k}={v}\0" for k, v in sorted(plugins.items()))
     return hashlib.sha256((_SOURCE_HASHES[stage] + extra).encode()).hexdigest()[:12]
 
 
-__all__ = ["PACKAGE_ROOT", "STAGE_ENTRIES", "closure", "code_version", "extension_modules", "forget", "imports",
-           "module_files", "module_imports", "registered_versions", "stage_modules"]
+def sweep_versions() -> dict[str, str]:
+    """Every stage's :func:`code_version` and, as ``"plugin <registry>:<name>"``, the version of every registry
+    entry from outside the package (:func:`registered_versions`): what a Ray worker must share with the driver
+    that planned the sweep (same bench sources, same plugins at the same versions)."""
+    out = {stage: code_version(stage) for stage in STAGE_ENTRIES}
+    out.update({f"plugin {k}": v for k, v in registered_versions().items()})
+    return out
+
+
+__all__ = ["PACKAGE_ROOT", "STAGE_ENTRIES", "closure", "code_version", "entry_version", "extension_modules", "forget",
+           "imports", "module_files", "module_imports", "registered_versions", "stage_modules", "sweep_versions"]

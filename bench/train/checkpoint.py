@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from bench.config import RunConfig, from_dict, to_dict
-from bench.models import create_model
+from bench.models import create_model, model_options
 from bench.train.result import TrainResult
 from bench.version import VERSION
 
@@ -35,12 +35,26 @@ def environment() -> dict[str, str]:
 
 
 def build_model(cfg: RunConfig, num_classes: int, **override: Any) -> nn.Module:
-    """The model ``cfg.model`` describes (``override`` replaces options, e.g. ``pretrained=""``)."""
+    """The model ``cfg.model`` describes (``override`` replaces options, e.g. ``pretrained=""``).
+
+    Of ``cfg.model``'s fields (width, head_units, batch_norm, bn_momentum, pretrained, freeze_backbone) the model
+    gets those it declares (:func:`bench.models.model_options`): FF-VGG19 all of them, VGG19 all but bn_momentum,
+    resnet50 only pretrained and freeze_backbone. ``cfg.model.options`` are the model's own options, passed as they
+    are (an option it does not declare is a ``ValueError``); so are the ``override`` keys it declares.
+    """
     m = cfg.model
-    options = {"width": m.width, "head_units": m.head_units, "pretrained": m.pretrained,
-               "freeze_backbone": m.freeze_backbone, "batch_norm": m.batch_norm}
-    if m.name == "ff_vgg19":
-        options["bn_momentum"] = m.bn_momentum
+    fields = {"width": m.width, "head_units": m.head_units, "pretrained": m.pretrained,
+              "freeze_backbone": m.freeze_backbone, "batch_norm": m.batch_norm, "bn_momentum": m.bn_momentum}
+    declared = model_options(m.name)
+    twice = sorted(set(m.options) & set(fields))
+    if twice:
+        raise ValueError(f"model.options sets {', '.join(twice)}: set model.{twice[0]} instead")
+    if declared is None:  # a factory(num_classes, **options): only what the configuration names explicitly
+        options = dict(m.options)
+    else:
+        options = {k: v for k, v in fields.items() if k in declared}
+        options.update(m.options)
+        override = {k: v for k, v in override.items() if k in declared}
     return create_model(m.name, num_classes, **{**options, **override})
 
 

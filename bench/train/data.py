@@ -56,7 +56,7 @@ def resolve_split(data, cfg: RunConfig, fold: int = 0) -> Split:
     pool = np.flatnonzero(np.asarray(data.splits, dtype=object) != DECORRELATED)
     s = make_splits(
         labels[pool], [data.groups[i] for i in pool], test_fraction=d.test_fraction, val_fraction=d.val_fraction,
-        folds=d.folds, seed=cfg.train.seed,
+        folds=d.folds, seed=d.split_seed,
     )[fold]
     return Split(train=pool[s.train], val=pool[s.val], test=pool[s.test], fold=s.fold)
 

@@ -10,12 +10,14 @@ from bench.sweep.ray_backend import RayBackend, RayExecutor, wants_gpu
 from bench.sweep.suite import load_suite
 
 
-def test_deletion_insertion_score_jobs_ask_for_a_gpu_and_mask_only_ones_do_not():
+def test_score_jobs_that_run_the_model_ask_for_a_gpu_and_mask_only_ones_do_not():
+    from bench.sweep.scoring import MODEL_COMPUTATIONS
+
     jobs = plan(load_suite("smoke"))
     asks = {(j.stage, j.spec.get("metric") if j.stage == "score" else ""): wants_gpu(j) for j in jobs}
-    assert asks[("score", "deletion_insertion")] is True
+    assert asks[("score", "deletion_insertion")] is True and asks[("score", "road")] is True
     assert asks[("train", "")] and asks[("explain", "")] and asks[("sanity", "")]
-    mask_only = [m for (stage, m), gpu in asks.items() if stage == "score" and m != "deletion_insertion"]
+    mask_only = [m for (stage, m), gpu in asks.items() if stage == "score" and m not in MODEL_COMPUTATIONS]
     assert mask_only and not any(asks[("score", m)] for m in mask_only)
 
 

@@ -30,7 +30,8 @@ FAILS = "RuntimeError: simulated: the method cannot explain this image"
 
 def _overrides(root: Path) -> list[str]:
     return [f"data.root='{root}'", f'datasets=["{DATASET}"]', 'methods=["saliency","centre"]', "references=[]",
-            'metrics=["deletion","pointing_game"]', "score.sanity_methods=[]", "train.epochs=1",
+            'metrics=["deletion","pointing_game"]', "score.sanity_methods=[]", "class_sensitivity.composites=0",
+            "train.epochs=1",
             "explain.max_images=4", "score.deletion_steps=4", "report.bootstrap=50", "train.threads=1"]
 
 

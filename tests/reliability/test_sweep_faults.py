@@ -32,7 +32,8 @@ FAILS = "RuntimeError: simulated: the method cannot explain this image"
 
 def _overrides(root: Path) -> list[str]:
     return [f"data.root='{root}'", 'methods=["saliency","centre"]', "references=[]", 'metrics=["pointing_game","iou"]',
-            "score.sanity_methods=[]", "train.epochs=1", "explain.max_images=6", "report.bootstrap=50"]
+            "score.sanity_methods=[]", "class_sensitivity.composites=0", "train.epochs=1", "explain.max_images=6",
+            "report.bootstrap=50"]
 
 
 def _cli(out: Path, root: Path) -> list[str]:
@@ -135,10 +136,11 @@ def test_a_diverging_training_fails_its_job_clearly_and_the_others_still_run(tin
     train = [e for e in errs if e["stage"] == "train"]
     assert len(train) == 1 and train[0]["dataset"] == FATAL_DATASET and "training diverged" in train[0]["error"]
     skipped = [e for e in errs if e["error"].startswith("skipped: a job it depends on failed")]
-    assert {e["dataset"] for e in skipped} == {FATAL_DATASET} and len(skipped) == 2 + 2 * 2  # explain, score
+    # explain, score, and the verify job of the model
+    assert {e["dataset"] for e in skipped} == {FATAL_DATASET} and len(skipped) == 2 + 2 * 2 + 1
     stats = json.loads((out / "run.json").read_text())["stats"]
     assert stats["failed"] == 1 + len(skipped)
-    assert stats["ran"] == {"train": 1, "explain": 2, "score": 4}  # every job of the other dataset ran
+    assert stats["ran"] == {"train": 1, "explain": 2, "score": 4, "verify": 1}  # every job of the other dataset ran
     res = pd.read_parquet(out / "results.parquet")
     assert set(res["dataset"]) == {BAD_DATASET}
     cls = pd.read_parquet(out / "classification.parquet")

@@ -45,7 +45,7 @@ def test_scorecard_is_self_contained(full_run):
 def test_scorecard_contains_the_tables(full_run):
     _, paths = full_run
     page = paths["scorecard.html"].read_text()
-    for text in ("Overall ranking", "How to read this", "Deletion and insertion", "Sanity checks",
+    for text in ("Overall ranking", "How to read this", "Deletion, insertion and ROAD", "Sanity checks",
                  "Classification", "Gallery", "Errors and exclusions", "434e9e2", "2 min 03 s"):
         assert text in page, text
     for m in METRICS:
@@ -56,6 +56,20 @@ def test_scorecard_contains_the_tables(full_run):
     assert f"{best['mean']:.3f}" in page
     assert '<td class="fail">fail</td>' in page and '<td class="pass">pass</td>' in page
     assert "CUDA out of memory &lt;script&gt;" in page and "<script>" not in page  # escaped
+
+
+def test_trust_section_has_the_metric_agreement_matrix(full_run):
+    from bench.report.trust import AGREEMENT_MEANING
+
+    run, paths = full_run
+    page = paths["scorecard.html"].read_text()
+    assert "How far to trust this ranking" in page and AGREEMENT_MEANING.replace("'", "&#x27;") in page
+    assert "figures/agreement_ff_vgg19.png" in paths
+    ag = pd.read_csv(paths["metric_agreement.csv"])
+    assert set(ag["metric_a"]) == set(METRICS) and "overall" in set(ag["scope"])
+    diag = ag[(ag["metric_a"] == ag["metric_b"]) & ag["tau"].notna()]
+    assert len(diag) > 0 and diag["tau"].to_numpy() == pytest.approx(1.0)
+    assert ("Isolated metrics" in page) or ("No metric is isolated" in page)
 
 
 def test_missing_optional_inputs_are_notes_not_crashes(tmp_path):

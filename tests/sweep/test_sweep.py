@@ -40,12 +40,25 @@ def test_smoke_writes_every_file_with_the_documented_columns(smoke_run):
     info = json.loads((smoke_run / "run.json").read_text())
     assert info["versions"]["torch"] and info["suite"]["name"] == "smoke" and info["seeds"] == [0]
     assert sorted(p.name for p in (smoke_run / "gallery").iterdir()) == sorted(f"{d}.npz" for d in suite.datasets)
+    # ROAD (both orders, with their curves) and the metric agreement matrix in the scorecard
+    assert {"road_morf", "road_lerf"} <= set(res["metric"])
+    road = res[res["metric"].isin(["road_morf", "road_lerf"]) & (res["excluded"] == "")]
+    assert road["value"].between(0, 1).all() and len(road) > 0
+    curves = pd.read_parquet(smoke_run / "curves.parquet")
+    assert {"road_morf", "road_lerf"} <= set(curves["curve"])
+    assert sorted(curves.loc[curves["curve"] == "road_morf", "fraction"].unique().round(6)) == [0, 0.2, 0.4, 0.6, 0.8]
+    agreement = pd.read_csv(smoke_run / "metric_agreement.csv")
+    assert set(agreement["scope"]) == {*suite.datasets, "overall"}
+    assert set(agreement["metric_a"]) == set(suite.metrics) and agreement["tau"].dropna().between(-1, 1).all()
+    card = (smoke_run / "scorecard.html").read_text()
+    assert "How far to trust this ranking" in card and "Do the metrics agree on the ranking?" in card
 
 
 def test_second_run_does_no_work_and_gives_the_same_table(smoke_copy, data_root):
     before = load_results(smoke_copy)
     first = json.loads((smoke_copy / "run.json").read_text())["stats"]["compute_seconds_by_stage"]
-    assert set(first) == {"train", "explain", "score", "sanity"} and min(first.values()) > 0
+    assert set(first) == {"train", "explain", "score", "sanity", "verify", "class_sensitivity"}
+    assert min(first.values()) > 0
     after = run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS], progress=False)
     assert _ran(smoke_copy) == {}
     pd.testing.assert_frame_equal(before, after)
@@ -69,8 +82,13 @@ def test_changing_one_method_option_recomputes_only_that_method(smoke_copy, data
     run_suite("smoke", out=smoke_copy, overrides=[f"data.root='{data_root}'", THREADS, "explain.options={random={seed=7}}"],
               progress=False)
     suite = load_suite("smoke")
-    n_score = len(set(m if m not in ("deletion", "insertion") else "di" for m in suite.metrics))
-    assert _ran(smoke_copy) == {"explain": len(suite.datasets), "score": len(suite.datasets) * n_score}
+    from bench.sweep.suite import score_jobs
+
+    n_score = len(score_jobs(suite.metrics))  # deletion/insertion share one job, and so do ROAD's two orders
+    cs = suite.class_sensitivity  # random's class sensitivity jobs use its options too; the verify jobs do not
+    n_cs = len(cs.datasets or suite.datasets) if cs.composites else 0
+    assert _ran(smoke_copy) == {"explain": len(suite.datasets), "score": len(suite.datasets) * n_score,
+                                **({"class_sensitivity": n_cs} if n_cs else {})}
     assert json.loads((smoke_copy / "run.json").read_text())["stats"]["outputs_rebuilt"] is True
     after = load_results(smoke_copy)
     same = before["method"] != "random"
@@ -283,7 +301,7 @@ def test_code_version_follows_the_modules_a_stage_imports(tmp_path, monkeypatch)
         v0 = v1
 
 
-def test_entries_registered_from_outside_the_package_key_their_stages_by_version(monkeypatch):
+def test_entries_registered_from_outside_the_package_key_only_their_jobs_by_version(monkeypatch):
     from bench.attribution import METHODS
     from bench.metrics import METRICS
     from bench.sweep import sources
@@ -293,23 +311,29 @@ def test_entries_registered_from_outside_the_package_key_their_stages_by_version
 
     plugin_method.__module__ = "my_plugin.methods"
     monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
-    before = {s: sources.code_version(s) for s in ("train", "explain", "score", "sanity")}
+    stages = ("train", "explain", "score", "sanity")
+    before = {s: sources.code_version(s) for s in stages}
     METHODS.register("plugin_method", plugin_method, family="baseline", uses_layer=False, options={})
-    v0 = sources.code_version("explain")
-    assert v0 != before["explain"] and sources.code_version("sanity") != before["sanity"]
-    assert sources.code_version("train") == before["train"] and sources.code_version("score") == before["score"]
+    # installing a plugin changes no job of bench's own methods
+    assert {s: sources.code_version(s) for s in stages} == before
+    assert sources.code_version("explain", ("methods", "grad_cam")) == before["explain"]
+    v0 = sources.code_version("explain", ("methods", "plugin_method"))
+    assert v0 != before["explain"] and sources.code_version("sanity", ("methods", "plugin_method")) != before["sanity"]
+    assert sources.registered_versions(("methods",)) == {"methods:plugin_method": "0"}
     METHODS._entries.pop("plugin_method")
     METHODS.register("plugin_method", plugin_method, family="baseline", uses_layer=False, options={}, version="0")
-    assert sources.code_version("explain") == v0  # no version means "0"
+    assert sources.code_version("explain", ("methods", "plugin_method")) == v0  # no version means "0"
     METHODS._entries.pop("plugin_method")
     METHODS.register("plugin_method", plugin_method, family="baseline", uses_layer=False, options={}, version="2")
-    assert sources.code_version("explain") != v0
+    assert sources.code_version("explain", ("methods", "plugin_method")) not in (v0, before["explain"])
     assert sources.code_version("score") == before["score"]
     monkeypatch.setattr(METRICS, "_entries", dict(METRICS._entries))
-    explain = sources.code_version("explain")
     METRICS.register("plugin_metric", plugin_method, direction="higher", kind="localisation", needs_model=False,
                      options={}, version="1")
-    assert sources.code_version("score") != before["score"] and sources.code_version("explain") == explain
+    assert sources.code_version("score", ("metrics", "plugin_metric")) != before["score"]
+    assert sources.code_version("score", ("metrics", "iou")) == before["score"]
+    with pytest.raises(ValueError, match="stage 'score' runs no methods"):
+        sources.code_version("score", ("methods", "plugin_method"))
 
 
 def test_the_references_are_scored_as_ceilings_and_never_ranked(smoke_run):

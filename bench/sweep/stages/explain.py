@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.arrays import images_on
 from bench.sweep.cache import write_json
-from bench.sweep.extensions import extensions
-from bench.sweep.loading import dataset_for, select_images, train_outputs
+from bench.sweep.loading import chosen_images, dataset_for, train_outputs
 
 
 class ExplainFailed(RuntimeError):
@@ -31,7 +31,7 @@ def run(spec: dict, inputs: dict[str, Path], out: Path, label: str) -> None:
 
     cfg, model, _, ev = train_outputs(inputs["train"])
     data, index = dataset_for(cfg)
-    picked, prob_of = _chosen_images(cfg, data, index, inputs["train"], ev, spec["max_images"])
+    picked, prob_of = chosen_images(cfg, data, index, inputs["train"], ev, spec["max_images"])
     device = next(model.parameters()).device
     h, w = data.images.shape[-2:]
     maps = np.full((len(picked), h, w), np.nan, dtype=np.float32)
@@ -43,7 +43,7 @@ def run(spec: dict, inputs: dict[str, Path], out: Path, label: str) -> None:
 
     def explain_images(rows: list[int], t) -> np.ndarray:
         """Maps (len(rows), H, W) of the images ``data.images[rows]`` for the targets ``t``."""
-        x = data.images[rows].to(device)
+        x = images_on(data.images, rows, device)  # read from the decoded cache, made float on the device
         if reference:
             return reference_maps(method, data.masks[rows], model=model, images=x, layer=layer).cpu().numpy()
         return explain(model, x, t, method, layer=layer, **options).cpu().numpy()
@@ -69,17 +69,6 @@ def run(spec: dict, inputs: dict[str, Path], out: Path, label: str) -> None:
         "correct": [bool(np.argmax(prob_of[t]) == int(data.labels[i])) for t, i in zip(ids, picked)],
         "errors": errors, "grid": list(map_grid(model, method, layer, data.images[:1].to(device))),
     })
-
-
-def _chosen_images(cfg, data, index: dict[str, int], train_dir: Path, ev, max_images: int):
-    """``(indices of data to explain, image id -> predicted probabilities)``: the first extension's own choice
-    (e.g. the shortcut suite's cue-carrying decorrelated images), else :func:`select_images` on the test split."""
-    for ext in extensions():
-        chosen = ext.select_images(cfg, data, index, train_dir, max_images)
-        if chosen is not None:
-            return chosen
-    picked = select_images(data, index, ev["test_ids"], max_images)
-    return picked, {str(t): p for t, p in zip(ev["test_ids"], ev["test_probs"])}
 
 
 def map_grid(model, method: str, layer: str | None, images) -> tuple[int, int]:
