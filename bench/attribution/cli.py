@@ -195,6 +195,7 @@ def _versions() -> dict[str, str]:
 
 def _cmd_explain(args) -> int:
     from bench.attribution import METHODS, method_cost
+    from bench.data.arrays import take_rows
     from bench.models import predict_proba
 
     if args.batch_size < 1:
@@ -203,7 +204,7 @@ def _cmd_explain(args) -> int:
     options = _options(args.options, methods)
     model, info, data, class_names, device = _load(args)
     n = len(data.labels) if args.limit <= 0 else min(args.limit, len(data.labels))
-    images = data.images[:n]
+    images = take_rows(data.images, slice(0, n))
     labels = np.asarray(data.labels[:n], dtype=np.int64)
     probs = predict_proba(model, images, batch_size=args.batch_size, device=device)
     targets = _targets(args.target, labels, probs, class_names)

@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.data.arrays import take_rows
 from bench.results import IDENT, RESULT_COLUMNS, RESULT_TYPES
 from bench.sweep.suite import Suite, load_suite, metric_options, score_jobs
 
@@ -713,7 +714,7 @@ def _predictions(model, data, index, methods) -> dict[str, int]:
     need = sorted({i for m in methods for i in m.maps if i not in m.record.get("predictions", {})}, key=index.get)
     if not need:
         return {}
-    probs = predict_proba(model, data.images[[index[i] for i in need]])
+    probs = predict_proba(model, take_rows(data.images, [index[i] for i in need]))
     return {i: int(p) for i, p in zip(need, probs.argmax(axis=1))}
 
 

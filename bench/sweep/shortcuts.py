@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bench.config import RunConfig, from_dict
+from bench.data.arrays import take_rows
 from bench.data.splits import DECORRELATED
 from bench.results import IDENT, RESULT_COLUMNS, RESULT_TYPES
 from bench.sweep.extensions import EXTENSIONS, SweepExtension
@@ -79,7 +80,7 @@ def evaluate_decorrelated(model, data, out: Path, *, batch_size: int = 128) -> N
         return
     from bench.train import predict_proba
 
-    probs = predict_proba(model, data.images[rows], batch_size=batch_size)
+    probs = predict_proba(model, take_rows(data.images, rows), batch_size=batch_size)
     np.savez(out / DECORRELATED_FILE, ids=np.asarray([data.ids[i] for i in rows]),
              labels=data.labels[rows].numpy(), probs=probs)
 

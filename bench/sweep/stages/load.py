@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import RunConfig, from_dict
+from bench.data.arrays import take_rows
 from bench.sweep.cache import write_json
 from bench.sweep.checkpoints import BENCH, check_classes, file_sha256, fit_hint, plain_state_dict, read_weights
 from bench.sweep.extensions import extensions
@@ -55,7 +56,7 @@ def run(spec: dict, inputs: dict[str, Path], out: Path, label: str) -> None:
     labels = torch.as_tensor(np.asarray(data.labels), dtype=torch.long)
     y_test = labels[split.test].numpy()
     with nullcontext() if amp is None else torch.autocast(device_type=device.type, dtype=amp):
-        probs = predict_proba(model, data.images[split.test], batch_size=4 * cfg.train.batch_size, device=device)
+        probs = predict_proba(model, take_rows(data.images, split.test), batch_size=4 * cfg.train.batch_size, device=device)
     if not np.isfinite(probs).all():
         raise ValueError(f"{label}: the model loaded from {src['path']} gives non-finite probabilities on "
                          f"{int((~np.isfinite(probs)).any(1).sum())} of {len(probs)} test images")
