@@ -56,7 +56,8 @@ def run(spec: dict, inputs: dict[str, Path], out: Path, label: str) -> None:
     labels = torch.as_tensor(np.asarray(data.labels), dtype=torch.long)
     y_test = labels[split.test].numpy()
     with nullcontext() if amp is None else torch.autocast(device_type=device.type, dtype=amp):
-        probs = predict_proba(model, take_rows(data.images, split.test), batch_size=4 * cfg.train.batch_size, device=device)
+        probs = predict_proba(model, take_rows(data.images, split.test), batch_size=4 * cfg.train.batch_size,
+                              device=device)
     if not np.isfinite(probs).all():
         raise ValueError(f"{label}: the model loaded from {src['path']} gives non-finite probabilities on "
                          f"{int((~np.isfinite(probs)).any(1).sum())} of {len(probs)} test images")
