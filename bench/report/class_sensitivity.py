@@ -13,7 +13,6 @@ sweep's class_sensitivity jobs, :mod:`bench.sweep.trust_tables`; the score is
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,12 +113,4 @@ def class_sensitivity_entry(summary: pd.DataFrame | None, notes: pd.DataFrame | 
     return TrustEntry(TITLE, MEANING, "".join(parts))
 
 
-def write_class_sensitivity(summary: pd.DataFrame, out_dir) -> dict[str, Path]:
-    """Write ``class_sensitivity.csv`` (:func:`class_sensitivity_table`) into ``out_dir``; returns ``{name: path}``."""
-    path = Path(out_dir) / "class_sensitivity.csv"
-    summary.to_csv(path, index=False)
-    return {"class_sensitivity.csv": path}
-
-
-__all__ = ["FOLLOWS", "MEANING", "SUMMARY_COLUMNS", "TITLE", "class_sensitivity_entry", "class_sensitivity_table",
-           "write_class_sensitivity"]
+__all__ = ["FOLLOWS", "MEANING", "SUMMARY_COLUMNS", "TITLE", "class_sensitivity_entry", "class_sensitivity_table"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.class_sensitivity import class_sensitivity_entry, class_sensitivity_table, write_class_sensitivity
+from bench.report.class_sensitivity import class_sensitivity_entry, class_sensitivity_table
 from bench.report.trust import TrustEntry
-from bench.report.verified import verification_entry, verification_table, write_verification
+from bench.report.verified import verification_entry, verification_table
 
 OUTPUTS = ("verification.csv", "class_sensitivity.csv")
 
@@ -32,19 +32,17 @@ def model_check_entries(run_dir: Path, out: Path, board: pd.DataFrame, run_info:
     ``verification.csv`` and ``class_sensitivity.csv`` into ``out`` (added to ``written``) or removes stale ones."""
     read = lambda name: pd.read_parquet(run_dir / name) if (run_dir / name).is_file() else None  # noqa: E731
     verified, cs_rows = read("verified.parquet"), read("class_sensitivity.parquet")
-    for name, table in (("verification.csv", verified), ("class_sensitivity.csv", cs_rows)):
-        if table is None:
-            (out / name).unlink(missing_ok=True)
     threshold = _threshold(run_info, verified)
-    drops = None
-    if verified is not None:
-        drops = verification_table(verified, threshold=threshold, n_resamples=n_resamples, confidence=confidence,
-                                   seed=seed)
-        written.update(write_verification(drops, out))
-    summary = None
-    if cs_rows is not None:
-        summary = class_sensitivity_table(cs_rows, n_resamples=n_resamples, confidence=confidence, seed=seed)
-        written.update(write_class_sensitivity(summary, out))
+    drops = None if verified is None else verification_table(
+        verified, threshold=threshold, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    summary = None if cs_rows is None else class_sensitivity_table(
+        cs_rows, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    for name, table in zip(OUTPUTS, (drops, summary)):
+        if table is None:
+            (out / name).unlink(missing_ok=True)  # a stale CSV of an earlier run
+        else:
+            table.to_csv(out / name, index=False)
+            written[name] = out / name
     return [verification_entry(drops, board, threshold=threshold),
             class_sensitivity_entry(summary, read("class_sensitivity_notes.parquet"), confidence=confidence)]
 

@@ -14,7 +14,6 @@ verify jobs, :mod:`bench.sweep.trust_tables`) and the leaderboard's verified spl
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,12 +146,5 @@ def verification_entry(table: pd.DataFrame | None, board: pd.DataFrame, *, thres
     return TrustEntry(TITLE, MEANING, "".join(parts))
 
 
-def write_verification(table: pd.DataFrame, out_dir) -> dict[str, Path]:
-    """Write ``verification.csv`` (:func:`verification_table`) into ``out_dir``; returns ``{name: path}``."""
-    path = Path(out_dir) / "verification.csv"
-    table.to_csv(path, index=False)
-    return {"verification.csv": path}
-
-
 __all__ = ["MEANING", "TITLE", "VERIFICATION_COLUMNS", "VERIFIED_SCORE_COLUMNS", "verification_entry",
-           "verification_table", "verified_scores", "write_verification"]
+           "verification_table", "verified_scores"]
