@@ -36,6 +36,9 @@ class DataConfig:
     phantom_scale: float = 0.2  # phantoms: fraction of the paper's Table 1 counts
     phantom_min_per_class: int = 60  # phantoms: at least this many images per class
     phantom_max_per_class: int = 200  # phantoms: at most this many images per class
+    # phantoms: at least this many images in all, every class raised evenly to ceil(n / classes) (above
+    # phantom_max_per_class if need be); 0 = no floor
+    phantom_min_images: int = 0
     test_fraction: float = 0.2
     val_fraction: float = 0.15
     folds: int = 1  # 1 = one stratified, grouped train/val/test split; k > 1 = k-fold CV

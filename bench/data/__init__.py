@@ -5,7 +5,7 @@ Public API (see docs/CONTRACTS.md and docs/datasets.md):
 - ``load_card(key)`` -> :class:`DatasetCard`; ``list_cards()``; ``canonical_key(key)``
 - ``load_dataset(key, *, root="", image_size=64, split=None)`` -> :class:`ImageSet`
 - ``validate_dataset(key, *, root="")`` -> list of :class:`Problem` (all of them)
-- ``prepare(key, *, raw=None, root="", seed=0, scale=0.2, min_per_class=60, max_per_class=200,
+- ``prepare(key, *, raw=None, root="", seed=0, scale=0.2, min_per_class=60, max_per_class=200, min_images=0,
   confounder="", confounder_p=0.0)`` -> Path; ``is_prepared(key, root="")``
 - ``data_root``, ``dataset_dir``, ``masks_dir``, ``masks_root``
 - reading: :mod:`bench.data.cache` (the decoded cache: uint8 on disk, one per manifest and size),

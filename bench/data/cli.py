@@ -63,7 +63,7 @@ def cmd_prepare(args) -> int:
             options[k] = v
     path = prepare(
         args.key, raw=args.raw, root=args.root, seed=args.seed, scale=args.scale,
-        min_per_class=args.min_per_class, max_per_class=args.max_per_class,
+        min_per_class=args.min_per_class, max_per_class=args.max_per_class, min_images=args.min_images,
         confounder=args.confounder, confounder_p=args.confounder_p, force=args.force,
         masks=args.masks, link=args.link, progress=lambda m: print(m, file=sys.stderr), **options,
     )
@@ -113,6 +113,8 @@ def add_commands(sub) -> None:
     g.add_argument("--scale", type=float, default=0.2, help="fraction of the paper's counts (default 0.2)")
     g.add_argument("--min-per-class", type=int, default=60, help="at least this many images per class (60)")
     g.add_argument("--max-per-class", type=int, default=200, help="at most this many images per class (200)")
+    g.add_argument("--min-images", type=int, default=0,
+                   help="at least this many images in all: every class raised to ceil(N / classes) (default 0: none)")
     g.add_argument("--confounder", default="", help="shortcut cue: tag, ink or ruler, optionally cue@Class")
     g.add_argument("--confounder-p", type=float, default=0.0, help="P(cue) on the chosen class in train/val")
     p.add_argument("--force", action="store_true", help="regenerate a phantom even if it is up to date")

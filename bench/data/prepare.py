@@ -64,11 +64,11 @@ def read_info(key: str, root: str = "") -> dict:
         return {}
 
 
-def _phantom_options(seed, scale, min_per_class, max_per_class, confounder, confounder_p) -> dict:
+def _phantom_options(seed, scale, min_per_class, max_per_class, min_images, confounder, confounder_p) -> dict:
     from bench.data.phantoms import GENERATOR_VERSION
 
     return {"seed": int(seed), "scale": float(scale), "min_per_class": int(min_per_class),
-            "max_per_class": int(max_per_class), "confounder": str(confounder),
+            "max_per_class": int(max_per_class), "min_images": int(min_images), "confounder": str(confounder),
             "confounder_p": float(confounder_p), "generator_version": GENERATOR_VERSION}
 
 
@@ -88,7 +88,7 @@ def is_prepared(key: str, root: str = "", **options) -> bool:
     """True if ``R/<key>/manifest.csv`` exists (and, when ``options`` are given, it was prepared with them).
 
     For a phantom, ``options`` are those of :func:`prepare` (``seed, scale, min_per_class,
-    max_per_class, confounder, confounder_p``); the defaults of :func:`prepare` fill the rest.
+    max_per_class, min_images, confounder, confounder_p``); the defaults of :func:`prepare` fill the rest.
     """
     ckey = canonical_key(key, root)
     if not (dataset_dir(ckey, root) / MANIFEST).is_file():
@@ -97,7 +97,7 @@ def is_prepared(key: str, root: str = "", **options) -> bool:
         return True
     info = read_info(ckey, root)
     if split_key(ckey)[0]:
-        full = {"seed": 0, "scale": 0.2, "min_per_class": 60, "max_per_class": 200, "confounder": "",
+        full = {"seed": 0, "scale": 0.2, "min_per_class": 60, "max_per_class": 200, "min_images": 0, "confounder": "",
                 "confounder_p": 0.0}
         full.update(options)
         full["confounder"], full["confounder_p"] = key_confounder(ckey, full["confounder"], full["confounder_p"])
@@ -155,6 +155,7 @@ def prepare(
     scale: float = 0.2,
     min_per_class: int = 60,
     max_per_class: int = 200,
+    min_images: int = 0,
     confounder: str = "",
     confounder_p: float = 0.0,
     force: bool = False,
@@ -165,7 +166,7 @@ def prepare(
 ) -> Path:
     """Prepare dataset ``key`` and return its folder ``R/<key>``.
 
-    Phantoms (``synthetic-<k>``): ``seed, scale, min_per_class, max_per_class, confounder,
+    Phantoms (``synthetic-<k>``): ``seed, scale, min_per_class, max_per_class, min_images, confounder,
     confounder_p`` (see :func:`bench.data.phantoms.generate`; a key ``synthetic-<k>+cue@p`` sets the
     last two itself and has its own folder); regenerated only when these options,
     the generator version or ``force`` say so. Real datasets: ``raw`` = the folder in the public
@@ -181,7 +182,7 @@ def prepare(
     lock = data_root(root) / f".{ckey}.lock"
     if synthetic:
         confounder, confounder_p = key_confounder(ckey, confounder, confounder_p)
-        opts = _phantom_options(seed, scale, min_per_class, max_per_class, confounder, confounder_p)
+        opts = _phantom_options(seed, scale, min_per_class, max_per_class, min_images, confounder, confounder_p)
         if not force and _up_to_date(ckey, root, opts, final):
             return final
     elif raw is None:
@@ -203,7 +204,7 @@ def prepare(
                 say(f"generating {ckey} ...")
                 summary = generate(base, card.classes, card.counts, out_dir=tmp, masks_out=mtmp,
                                    seed=seed, scale=scale, min_per_class=min_per_class,
-                                   max_per_class=max_per_class, confounder=confounder,
+                                   max_per_class=max_per_class, min_images=min_images, confounder=confounder,
                                    confounder_p=confounder_p, positive=card.positive)
                 info_opts = opts
             else:

@@ -25,7 +25,8 @@ def phantom_options(cfg: RunConfig) -> dict[str, Any]:
     if not d.dataset.startswith("synthetic-"):
         return {}
     return {"seed": d.phantom_seed, "scale": d.phantom_scale, "min_per_class": d.phantom_min_per_class,
-            "max_per_class": d.phantom_max_per_class, "confounder": d.confounder, "confounder_p": d.confounder_p}
+            "max_per_class": d.phantom_max_per_class, "min_images": d.phantom_min_images,
+            "confounder": d.confounder, "confounder_p": d.confounder_p}
 
 
 def ensure_prepared(cfg: RunConfig) -> None:

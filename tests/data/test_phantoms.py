@@ -73,6 +73,13 @@ def test_class_sizes():
     assert class_sizes([61, 111], scale=0.2, min_per_class=60, max_per_class=200) == [60, 60]
     assert class_sizes([293, 1341], scale=0.2, min_per_class=60, max_per_class=200) == [60, 200]
     assert class_sizes([620, 616], scale=0.2, min_per_class=60, max_per_class=200) == [124, 123]
+    # the floor on the total raises every class evenly, past max_per_class; classes already above it stay
+    assert class_sizes([620, 616], scale=0.2, min_per_class=150, max_per_class=150, min_images=500) == [250, 250]
+    assert class_sizes([620, 616], scale=0.2, min_per_class=150, max_per_class=150, min_images=301) == [151, 151]
+    assert class_sizes([424, 3937, 1789], scale=0.2, min_per_class=60, max_per_class=500,
+                       min_images=500) == [167, 500, 358]
+    with pytest.raises(ValueError, match="min_images"):
+        class_sizes([1], scale=1, min_per_class=1, max_per_class=1, min_images=-1)
     with pytest.raises(ValueError):
         class_sizes([1], scale=0, min_per_class=1, max_per_class=1)
     with pytest.raises(ValueError):
@@ -92,6 +99,15 @@ def test_generate_writes_the_real_format(root):
     assert all(ds.masks[i].any() for i in np.flatnonzero(~normal.numpy()))
     assert ds.splits == [""] * len(ds)  # the trainer splits
     assert all(i.startswith("cov_x-") for i in ds.ids)
+
+
+def test_min_images_is_an_option_of_the_prepared_phantom(root):
+    from bench.data import is_prepared
+
+    prepare("synthetic-pet_ct", root=root, scale=0.01, min_per_class=2, max_per_class=2, min_images=7)
+    assert load_dataset("synthetic-pet_ct", root=root, image_size=32).class_counts() == {"Benign": 4, "Malignant": 4}
+    assert is_prepared("synthetic-pet_ct", root, scale=0.01, min_per_class=2, max_per_class=2, min_images=7)
+    assert not is_prepared("synthetic-pet_ct", root, scale=0.01, min_per_class=2, max_per_class=2)  # regenerated
 
 
 def test_confounder_hook(root):

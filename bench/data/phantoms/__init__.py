@@ -39,13 +39,18 @@ PHANTOMS.register("mpip", spect.mpip, modality="SPECT", colour=True)
 PHANTOMS.register("ham10000", dermoscopy.ham10000, modality="dermoscopy", colour=True)
 
 
-def class_sizes(counts, *, scale: float, min_per_class: int, max_per_class: int) -> list[int]:
-    """Images per class: ``round(count * scale)`` clipped to [min_per_class, max_per_class]."""
+def class_sizes(counts, *, scale: float, min_per_class: int, max_per_class: int, min_images: int = 0) -> list[int]:
+    """Images per class: ``round(count * scale)`` clipped to [min_per_class, max_per_class], then every class
+    raised to at least ``ceil(min_images / len(counts))`` (even above ``max_per_class``), so that a phantom
+    with few classes still has ``min_images`` images to train and test on; ``min_images = 0``: no floor."""
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
     if min_per_class < 1 or max_per_class < min_per_class:
         raise ValueError(f"need 1 <= min_per_class <= max_per_class, got {min_per_class}, {max_per_class}")
-    return [int(min(max(round(c * scale), min_per_class), max_per_class)) for c in counts]
+    if min_images < 0:
+        raise ValueError(f"min_images must be >= 0, got {min_images}")
+    floor = -(-min_images // max(len(counts), 1))
+    return [max(int(min(max(round(c * scale), min_per_class), max_per_class)), floor) for c in counts]
 
 
 def parse_confounder(spec: str, classes: tuple[str, ...], positive: str = "") -> tuple[str, str]:
@@ -219,6 +224,7 @@ def generate(
     scale: float = 0.2,
     min_per_class: int = 60,
     max_per_class: int = 200,
+    min_images: int = 0,
     confounder: str = "",
     confounder_p: float = 0.0,
     positive: str = "",
@@ -240,7 +246,8 @@ def generate(
     gets ``confounder`` 0/1. Returns a summary dict (counts per class, options).
     """
     fn = PHANTOMS.get(key)
-    sizes = class_sizes(counts, scale=scale, min_per_class=min_per_class, max_per_class=max_per_class)
+    sizes = class_sizes(counts, scale=scale, min_per_class=min_per_class, max_per_class=max_per_class,
+                        min_images=min_images)
     if not 0.0 <= confounder_p <= 1.0:
         raise ValueError(f"confounder_p must be in [0, 1], got {confounder_p}")
     cue, cue_class = parse_confounder(confounder, classes, positive) if confounder else ("", "")
