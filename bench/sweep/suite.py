@@ -222,12 +222,26 @@ def metric_options(suite: Suite, metric: str) -> dict[str, Any]:
 
 
 def _resolve_all(suite: Suite) -> Suite:
+    """``methods = ["all"]``: every method that every model of the suite runs (a method a model refuses, e.g.
+    guided backprop on a ViT, is left out, with a warning that names it and why; named explicitly, it is an
+    error); ``metrics = ["all"]`` or none: every metric; ``score.sanity_methods = ["all"]``: the methods."""
+    import warnings
+
     from bench.attribution import available_methods
     from bench.metrics import METRICS
+    from bench.models import MODELS
 
     changes: dict[str, Any] = {}
     if suite.methods == ("all",):
-        changes["methods"] = tuple(available_methods())
+        refused: dict[str, str] = {}
+        for model in suite.models:
+            if model in MODELS.names():  # an unknown model is _check_names' error
+                for m, why in (getattr(MODELS.get(model), "unsupported_methods", None) or {}).items():
+                    refused.setdefault(m, f"{model}: {why}")
+        changes["methods"] = tuple(m for m in available_methods() if m not in refused)
+        if refused:
+            warnings.warn(f"suite {suite.source or suite.name}: methods = ['all'] leaves out "
+                          + "; ".join(f"{m} ({why})" for m, why in refused.items()), stacklevel=3)
     if suite.metrics in ((), ("all",)):
         changes["metrics"] = tuple(METRICS.names())
     if suite.score.sanity_methods == ("all",):

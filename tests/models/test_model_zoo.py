@@ -445,3 +445,16 @@ def test_a_suite_that_asks_a_model_for_a_method_it_refuses_is_an_error_before_an
     suite = load_suite("smoke", ['models=["vit_b_16"]', 'methods=["grad_cam", "saliency"]',
                                  "model.options={image_size = 64}"])
     assert suite.run_config(suite.datasets[0], "vit_b_16", 0).model.options == {"image_size": 64}
+
+
+def test_methods_all_leaves_out_what_a_model_of_the_suite_refuses_and_says_so():
+    from bench.attribution import available_methods
+    from bench.sweep.suite import load_suite
+
+    with pytest.warns(UserWarning, match=r"leaves out guided_backprop \(vit_b_16: .*deeplift \(vit_b_16: captum"):
+        suite = load_suite("smoke", ['models=["ff_vgg19", "vit_b_16"]', 'methods=["all"]',
+                                     'score.sanity_methods=["all"]'])
+    left_out = {"guided_backprop", "guided_grad_cam", "deeplift"}
+    assert suite.methods == tuple(m for m in available_methods() if m not in left_out)
+    assert suite.score.sanity_methods == suite.methods
+    assert load_suite("smoke", ['methods=["all"]']).methods == tuple(available_methods())  # FF-VGG19 runs all
