@@ -56,7 +56,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: s
     out = [f'<div class="tablewrap"><table class="{esc(cls)}">']
     if caption:
         out.append(f"<caption>{esc(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>")
+    # a header may break after an underscore (and at spaces): metric names such as relevance_rank_accuracy would
+    # otherwise make the overall ranking wider than the page
+    out.append("<thead><tr>" + "".join(f"<th>{esc(h).replace('_', '_<wbr>')}</th>" for h in header)
+               + "</tr></thead><tbody>")
     for row in rows:
         cells = []
         for v in row:
@@ -110,8 +113,8 @@ p { margin:8px 0; }
 caption { caption-side:bottom; text-align:left; padding-top:6px; }
 .tablewrap { overflow-x:auto; margin:10px 0 14px; }
 table { border-collapse:collapse; font-size:13.5px; font-variant-numeric: tabular-nums; }
-th, td { padding:5px 10px; border-bottom:1px solid var(--line); text-align:left; white-space:nowrap; vertical-align:top; }
-thead th { background:var(--head); font-weight:600; border-bottom:2px solid #b6c2cf; }
+th, td { padding:5px 8px; border-bottom:1px solid var(--line); text-align:left; white-space:nowrap; vertical-align:top; }
+thead th { background:var(--head); font-weight:600; border-bottom:2px solid #b6c2cf; white-space:normal; }
 tbody tr:nth-child(even) { background:var(--zebra); }
 tbody tr:hover { background:#eaf2fb; }
 td.num { text-align:right; }
