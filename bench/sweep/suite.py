@@ -221,6 +221,13 @@ def metric_options(suite: Suite, metric: str) -> dict[str, Any]:
     return own
 
 
+def _refused_methods(model: str) -> dict[str, str]:
+    """The methods registered model ``model`` does not run (method -> why; its ``unsupported_methods``)."""
+    from bench.models import MODELS
+
+    return dict(getattr(MODELS.get(model), "unsupported_methods", None) or {})
+
+
 def _resolve_all(suite: Suite) -> Suite:
     """``methods = ["all"]``: every method that every model of the suite runs (a method a model refuses, e.g.
     guided backprop on a ViT, is left out, with a warning that names it and why; named explicitly, it is an
@@ -236,7 +243,7 @@ def _resolve_all(suite: Suite) -> Suite:
         refused: dict[str, str] = {}
         for model in suite.models:
             if model in MODELS.names():  # an unknown model is _check_names' error
-                for m, why in (getattr(MODELS.get(model), "unsupported_methods", None) or {}).items():
+                for m, why in _refused_methods(model).items():
                     refused.setdefault(m, f"{model}: {why}")
         changes["methods"] = tuple(m for m in available_methods() if m not in refused)
         if refused:
@@ -274,7 +281,7 @@ def _check_names(suite: Suite) -> None:
         if bad:
             raise ConfigError(f"suite {where}: unknown {kind} {bad}; valid: {', '.join(valid)}")
     for model in suite.models:  # methods a model refuses (e.g. guided backprop on a ViT, which has no ReLU)
-        refused = getattr(MODELS.get(model), "unsupported_methods", None) or {}
+        refused = _refused_methods(model)
         bad = [m for m in dict.fromkeys(suite.methods + tuple(suite.score.sanity_methods)) if m in refused]
         if bad:
             raise ConfigError(f"suite {where}: model {model!r} does not run method(s) {bad}: "
