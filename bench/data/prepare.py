@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import json
 import os
 import platform
@@ -97,8 +98,8 @@ def is_prepared(key: str, root: str = "", **options) -> bool:
         return True
     info = read_info(ckey, root)
     if split_key(ckey)[0]:
-        full = {"seed": 0, "scale": 0.2, "min_per_class": 60, "max_per_class": 200, "min_images": 0, "confounder": "",
-                "confounder_p": 0.0}
+        defaults = inspect.signature(prepare).parameters  # read, not copied: a new option needs no edit here
+        full = {name: defaults[name].default for name in inspect.signature(_phantom_options).parameters}
         full.update(options)
         full["confounder"], full["confounder_p"] = key_confounder(ckey, full["confounder"], full["confounder_p"])
         return info.get("options") == _phantom_options(**full)
